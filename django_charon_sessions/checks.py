@@ -1,0 +1,400 @@
+"""System checks for ``CHARON_SESSIONS``.
+
+The settings checks read settings only. The deploy checks (``manage.py check
+--deploy``) talk to Redis: they confirm it is reachable, runs Redis 7.0 or
+newer (or Valkey 7.2 or newer, which reports itself as Redis 7.2) and holds
+or accepts the function library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning
+from django.core.checks import register as register_check
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS
+
+ENGINE = "django_charon_sessions.engine"
+URL_SCHEMES = ("redis", "rediss", "unix")
+_FORBIDDEN_PREFIX_CHARS = set("{}*?[]\\ \t\r\n")
+
+
+def register() -> None:
+    """Register the checks (called from ``AppConfig.ready()``)."""
+    _register(check_settings, Tags.compatibility)
+    _register(check_redis, Tags.database, deploy=True)
+
+
+def _register(func: Any, tag: str, deploy: bool = False) -> None:
+    register_check(func, tag, deploy=deploy)
+
+
+def _error(msg: str, hint: str, n: int) -> Error:
+    return Error(msg, hint=hint, id=f"django_charon_sessions.E{n:03d}")
+
+
+def _warning(msg: str, hint: str, n: int) -> Warning:
+    return Warning(msg, hint=hint, id=f"django_charon_sessions.W{n:03d}")
+
+
+def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check ``CHARON_SESSIONS`` and the session settings it depends on."""
+    raw = getattr(settings, "CHARON_SESSIONS", {})
+    if not isinstance(raw, dict):
+        return [
+            _error(
+                "CHARON_SESSIONS must be a dict.",
+                'For example CHARON_SESSIONS = {"URL": "redis://127.0.0.1:6379/0"}.',
+                1,
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for check in (
+        _check_keys,
+        _check_source,
+        _check_url,
+        _check_cache_alias,
+        _check_prefix,
+        _check_numbers,
+        _check_flags,
+        _check_factory,
+    ):
+        errors += check(raw)
+    errors += _check_serializer()
+    errors += _check_engine()
+    return errors
+
+
+def _check_keys(raw: dict[str, Any]) -> list[CheckMessage]:
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if not unknown:
+        return []
+    return [
+        _warning(
+            f"CHARON_SESSIONS has unknown keys: {', '.join(map(repr, unknown))}.",
+            f"The known keys are {', '.join(sorted(DEFAULTS))}; check the spelling.",
+            1,
+        )
+    ]
+
+
+def _check_source(raw: dict[str, Any]) -> list[CheckMessage]:
+    given = [k for k in ("URL", "CACHE_ALIAS", "CONNECTION_FACTORY") if raw.get(k)]
+    if len(given) <= 1:
+        return []
+    return [
+        _error(
+            f"CHARON_SESSIONS sets {' and '.join(given)}; only one may say where Redis is.",
+            "Keep URL for a connection of the app's own, CACHE_ALIAS to share a cache's "
+            "connection, or CONNECTION_FACTORY for a client you build yourself.",
+            2,
+        )
+    ]
+
+
+def _check_url(raw: dict[str, Any]) -> list[CheckMessage]:
+    url = raw.get("URL")
+    if url is None:
+        return []
+    scheme = urlsplit(url).scheme if isinstance(url, str) else None
+    errors: list[CheckMessage] = []
+    if scheme not in URL_SCHEMES:
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['URL'] must be a redis://, rediss:// or unix:// URL.",
+                'For example "redis://127.0.0.1:6379/0" or "unix:///run/redis.sock?db=0".',
+                3,
+            )
+        )
+    elif scheme == "unix" and raw.get("CLUSTER"):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['CLUSTER'] cannot be used with a unix:// URL.",
+                "Give the redis:// URL of any node of the Cluster.",
+                11,
+            )
+        )
+    return errors
+
+
+def _check_cache_alias(raw: dict[str, Any]) -> list[CheckMessage]:
+    alias = raw.get("CACHE_ALIAS")
+    if not alias:
+        return []
+    caches = getattr(settings, "CACHES", {})
+    if alias not in caches:
+        return [
+            _error(
+                f"CHARON_SESSIONS['CACHE_ALIAS'] is {alias!r}, which is not in CACHES.",
+                f"Use one of: {', '.join(map(repr, caches)) or 'no caches are defined'}.",
+                4,
+            )
+        ]
+    cache = caches[alias]
+    backend = str(cache.get("BACKEND", ""))
+    if backend.startswith("django_redis."):
+        timeout_set = "SOCKET_TIMEOUT" in cache.get("OPTIONS", {})
+    elif backend == "django.core.cache.backends.redis.RedisCache":
+        timeout_set = "socket_timeout" in cache.get("OPTIONS", {})
+    else:
+        return [
+            _error(
+                f"Cache {alias!r} ({backend}) is not a Redis cache.",
+                "CACHE_ALIAS needs a django-redis cache or Django's RedisCache; "
+                "otherwise set URL.",
+                5,
+            )
+        ]
+    errors: list[CheckMessage] = []
+    if raw.get("CLUSTER"):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['CLUSTER'] cannot be used with CACHE_ALIAS.",
+                "Cache backends connect to a single server; give the Cluster's URL instead.",
+                11,
+            )
+        )
+    if not timeout_set:
+        errors.append(
+            _warning(
+                f"Cache {alias!r} has no socket timeout, so a stalled Redis would hang "
+                "requests that use the session.",
+                "Set OPTIONS SOCKET_TIMEOUT (django-redis) or socket_timeout (RedisCache).",
+                2,
+            )
+        )
+    return errors
+
+
+def _check_prefix(raw: dict[str, Any]) -> list[CheckMessage]:
+    prefix = raw.get("KEY_PREFIX", DEFAULTS["KEY_PREFIX"])
+    if isinstance(prefix, str) and prefix and not set(prefix) & _FORBIDDEN_PREFIX_CHARS:
+        return []
+    return [
+        _error(
+            "CHARON_SESSIONS['KEY_PREFIX'] must be a non-empty string without braces, "
+            "whitespace or the glob characters * ? [ ] \\.",
+            "Braces would change the Redis Cluster hash slot of every key; "
+            'use something like "charon" or "mysite:sessions".',
+            6,
+        )
+    ]
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"):
+        if name in raw and not _is_positive_number(raw[name]):
+            errors.append(
+                _error(
+                    f"CHARON_SESSIONS[{name!r}] must be a positive number of seconds.",
+                    "Without a bound, a stalled Redis would hang every request; "
+                    f"the default is {DEFAULTS[name]}.",
+                    7,
+                )
+            )
+    absolute = raw.get("ABSOLUTE_MAX_AGE")
+    if absolute is not None and not (_is_int(absolute) and absolute > 0):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['ABSOLUTE_MAX_AGE'] must be None or a positive number "
+                "of seconds.",
+                "For example 30 * 24 * 3600 ends every session 30 days after it began.",
+                9,
+            )
+        )
+    interval = raw.get("LAST_SEEN_INTERVAL", DEFAULTS["LAST_SEEN_INTERVAL"])
+    if not (_is_int(interval) and interval >= 0):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['LAST_SEEN_INTERVAL'] must be a whole number of seconds, "
+                "0 or more.",
+                "0 turns \"last seen\" updates off; the default is 60.",
+                10,
+            )
+        )
+    pool = raw.get("MAX_CONNECTIONS")
+    if pool is not None and not (_is_int(pool) and pool > 0):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['MAX_CONNECTIONS'] must be None or a positive integer.",
+                "None lets redis-py open connections as needed.",
+                13,
+            )
+        )
+    return errors
+
+
+def _check_flags(raw: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in ("CLUSTER", "LOAD_FUNCTIONS"):
+        if name in raw and not isinstance(raw[name], bool):
+            errors.append(
+                _error(
+                    f"CHARON_SESSIONS[{name!r}] must be True or False.",
+                    f"The default is {DEFAULTS[name]}.",
+                    14,
+                )
+            )
+    return errors
+
+
+def _check_factory(raw: dict[str, Any]) -> list[CheckMessage]:
+    path = raw.get("CONNECTION_FACTORY")
+    if not path:
+        return []
+    try:
+        factory = import_string(path) if isinstance(path, str) else None
+    except ImportError:
+        factory = None
+    if callable(factory):
+        return []
+    return [
+        _error(
+            f"CHARON_SESSIONS['CONNECTION_FACTORY'] is {path!r}, which is not an importable "
+            "callable.",
+            "Give the dotted path of a function taking is_async (bool) and returning a "
+            "redis.Redis, redis.asyncio.Redis or Cluster client.",
+            12,
+        )
+    ]
+
+
+def _check_serializer() -> list[CheckMessage]:
+    path = str(getattr(settings, "SESSION_SERIALIZER", ""))
+    if "pickle" not in path.lower():
+        return []
+    return [
+        _error(
+            f"SESSION_SERIALIZER is {path!r}; this engine refuses pickle.",
+            "Unpickling session data lets whoever can write to Redis run code. Use "
+            '"django.contrib.sessions.serializers.JSONSerializer" (the default).',
+            8,
+        )
+    ]
+
+
+def _check_engine() -> list[CheckMessage]:
+    engine = getattr(settings, "SESSION_ENGINE", "")
+    if engine == ENGINE:
+        return []
+    return [
+        _warning(
+            f"django_charon_sessions is installed but SESSION_ENGINE is {engine!r}.",
+            f'Set SESSION_ENGINE = "{ENGINE}" to store sessions with it.',
+            3,
+        )
+    ]
+
+
+def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Deploy check: Redis is reachable, recent enough, and has the library."""
+    if check_settings():
+        return []  # the settings errors say what to fix first
+    from . import functions as fn
+    from .client import describe_target, get_client
+    from .exceptions import SessionStoreError
+
+    try:
+        client = get_client()
+        infos = _server_infos(client)
+    except (SessionStoreError, fn.rexc.RedisError) as exc:
+        return [
+            _error(
+                f"Cannot reach {describe_target()}: {exc}",
+                "Start Redis or correct CHARON_SESSIONS.",
+                101,
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for version in infos:
+        if _version_tuple(version) < (7, 0):
+            errors.append(
+                _error(
+                    f"{describe_target()} runs Redis {version}; Redis 7.0 or newer is needed.",
+                    "Redis functions (FUNCTION LOAD, FCALL) arrived in Redis 7.0.",
+                    102,
+                )
+            )
+    if errors:
+        return errors
+    try:
+        libraries = _libraries(client)
+        if fn.LIBRARY not in libraries:
+            if not _load_allowed():
+                return [_missing_library()]
+            fn.load_library(client)
+    except (SessionStoreError, fn.rexc.RedisError) as exc:
+        return [
+            _error(
+                f"Cannot load the function library {fn.LIBRARY}: {exc}",
+                "Grant the Redis user FUNCTION LOAD, or load the library ahead of time "
+                "and set LOAD_FUNCTIONS to False (see the operations docs).",
+                103,
+            )
+        ]
+    return []
+
+
+def _load_allowed() -> bool:
+    from .conf import charon_settings
+
+    return charon_settings.LOAD_FUNCTIONS
+
+
+def _missing_library() -> Error:
+    from . import functions as fn
+
+    return _error(
+        f"The function library {fn.LIBRARY} is not loaded and LOAD_FUNCTIONS is False.",
+        "Load it ahead of time as described in the operations docs.",
+        104,
+    )
+
+
+def _server_infos(client: Any) -> list[str]:
+    info = client.info("server")
+    if isinstance(info, dict) and "redis_version" not in info:
+        # A Cluster client answers with one dict per node.
+        return [str(node["redis_version"]) for node in info.values()]
+    return [str(info["redis_version"])]
+
+
+def _libraries(client: Any) -> set[str]:
+    listing = client.function_list()
+    if isinstance(listing, dict):
+        # A Cluster client answers per node; the library must be on every one.
+        per_node = [_library_names(v) for v in listing.values()]
+        return set.intersection(*per_node) if per_node else set()
+    return _library_names(listing)
+
+
+def _library_names(listing: Any) -> set[str]:
+    names = set()
+    for entry in listing or []:
+        pairs = dict(zip(entry[::2], entry[1::2]))
+        name = pairs.get(b"library_name", pairs.get("library_name"))
+        if name is not None:
+            names.add(name.decode() if isinstance(name, bytes) else str(name))
+    return names
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)

@@ -1,0 +1,191 @@
+"""Redis connections, sync and async, made from ``CHARON_SESSIONS``.
+
+Clients are created on first use and kept per process (sync) or per event
+loop (async, because a ``redis.asyncio`` connection belongs to the loop that
+opened it). Changing the relevant settings, as ``override_settings`` does,
+drops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .conf import charon_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+SyncClient = Union[redis.Redis, redis.cluster.RedisCluster]
+AsyncClient = Union[redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster]
+
+_sync_client: SyncClient | None = None
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def describe_url(url: str) -> str:
+    """Return ``url`` with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def describe_target() -> str:
+    """Return a human description of where sessions are stored."""
+    s = charon_settings
+    if s.CONNECTION_FACTORY:
+        return f"the client made by {s.CONNECTION_FACTORY}"
+    if s.CACHE_ALIAS:
+        return f"the connection of cache {s.CACHE_ALIAS!r}"
+    kind = "Redis Cluster" if s.CLUSTER else "Redis"
+    return f"{kind} at {describe_url(s.URL)}"
+
+
+def _options() -> dict[str, Any]:
+    s = charon_settings
+    options: dict[str, Any] = {
+        "socket_timeout": s.SOCKET_TIMEOUT,
+        "socket_connect_timeout": s.SOCKET_CONNECT_TIMEOUT,
+    }
+    if s.MAX_CONNECTIONS:
+        options["max_connections"] = s.MAX_CONNECTIONS
+    return options
+
+
+def _no_retry() -> Retry:
+    # A write that timed out may still have been applied; replaying it blindly
+    # could, for example, turn a create into a false collision. Fail instead.
+    return Retry(NoBackoff(), 0)
+
+
+def _factory() -> Callable[[bool], Any] | None:
+    path = charon_settings.CONNECTION_FACTORY
+    return import_string(path) if path else None
+
+
+def _cache_client(alias: str) -> redis.Redis:
+    from django.core.cache import caches
+
+    cache: Any = caches[alias]
+    if hasattr(cache, "client") and hasattr(cache.client, "get_client"):
+        client = cache.client.get_client(write=True)  # django-redis
+    elif hasattr(cache, "_cache") and hasattr(cache._cache, "get_client"):
+        client = cache._cache.get_client(write=True)  # django.core.cache RedisCache
+    else:
+        raise ImproperlyConfigured(
+            f"CHARON_SESSIONS['CACHE_ALIAS'] names cache {alias!r}, which is not a "
+            "Redis cache (django-redis or django.core.cache.backends.redis.RedisCache)."
+        )
+    if not isinstance(client, redis.Redis):
+        raise ImproperlyConfigured(
+            f"Cache {alias!r} did not give a redis.Redis client; use URL instead."
+        )
+    return client
+
+
+def _check_bytes(client: Any) -> None:
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", {}) if pool else {}
+    if kwargs.get("decode_responses"):
+        raise ImproperlyConfigured(
+            "The Redis client for sessions decodes responses to str; session data is "
+            "binary. Use a client made with decode_responses=False."
+        )
+
+
+def get_client() -> SyncClient:
+    """Return the process's sync client for the session store."""
+    global _sync_client
+    if _sync_client is None:
+        s = charon_settings
+        factory = _factory()
+        client: SyncClient
+        if factory is not None:
+            client = factory(False)
+        elif s.CACHE_ALIAS:
+            client = _cache_client(s.CACHE_ALIAS)
+        elif s.CLUSTER:
+            client = redis.cluster.RedisCluster.from_url(s.URL, **_options())
+        else:
+            client = redis.Redis.from_url(s.URL, retry=_no_retry(), **_options())
+        _check_bytes(client)
+        _sync_client = client
+    return _sync_client
+
+
+def _async_from_cache(alias: str) -> redis.asyncio.Redis:
+    sync_pool = _cache_client(alias).connection_pool
+    kwargs = dict(sync_pool.connection_kwargs)
+    cls = sync_pool.connection_class
+    if issubclass(cls, redis.UnixDomainSocketConnection):
+        async_cls: type[Any] = redis.asyncio.UnixDomainSocketConnection
+    elif issubclass(cls, redis.SSLConnection):
+        async_cls = redis.asyncio.SSLConnection
+    else:
+        async_cls = redis.asyncio.Connection
+    for unsupported in ("retry", "retry_on_error", "retry_on_timeout", "connection_pool"):
+        kwargs.pop(unsupported, None)
+    pool = redis.asyncio.ConnectionPool(connection_class=async_cls, **kwargs)
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+def get_async_client() -> AsyncClient:
+    """Return the async client of the running event loop."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        s = charon_settings
+        factory = _factory()
+        if factory is not None:
+            client = factory(True)
+        elif s.CACHE_ALIAS:
+            client = _async_from_cache(s.CACHE_ALIAS)
+        elif s.CLUSTER:
+            client = redis.asyncio.cluster.RedisCluster.from_url(s.URL, **_options())
+        else:
+            client = redis.asyncio.Redis.from_url(s.URL, retry=_no_retry(), **_options())
+        _check_bytes(client)
+        _async_clients[loop] = client
+    return client
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
+
+
+def reset() -> None:
+    """Forget all clients, so the next call builds them from current settings."""
+    global _sync_client
+    client, _sync_client = _sync_client, None
+    if client is not None and not charon_settings.CACHE_ALIAS:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a broken client must not fail
+            pass
+    _async_clients.clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"CHARON_SESSIONS", "CACHES"}:
+        reset()

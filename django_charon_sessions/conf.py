@@ -1,0 +1,102 @@
+"""The ``CHARON_SESSIONS`` setting, read lazily through one typed object.
+
+Every attribute reads Django's settings at access time, so
+``override_settings`` works everywhere. Values are not validated here; the
+system checks in :mod:`django_charon_sessions.checks` do that and name the
+fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: The keys ``CHARON_SESSIONS`` understands, with their defaults.
+DEFAULTS: dict[str, Any] = {
+    "URL": None,
+    "CACHE_ALIAS": None,
+    "KEY_PREFIX": "charon",
+    "CLUSTER": False,
+    "CONNECTION_FACTORY": None,
+    "SOCKET_CONNECT_TIMEOUT": 1.0,
+    "SOCKET_TIMEOUT": 1.0,
+    "MAX_CONNECTIONS": None,
+    "ABSOLUTE_MAX_AGE": None,
+    "LAST_SEEN_INTERVAL": 60,
+    "LOAD_FUNCTIONS": True,
+}
+
+#: Used when neither ``URL`` nor ``CACHE_ALIAS`` nor ``CONNECTION_FACTORY`` is set.
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+class CharonSettings:
+    """Typed, lazy view of ``settings.CHARON_SESSIONS``."""
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        value = getattr(settings, "CHARON_SESSIONS", {})
+        return value if isinstance(value, dict) else {}
+
+    def _get(self, name: str) -> Any:
+        return self.raw.get(name, DEFAULTS[name])
+
+    @property
+    def URL(self) -> str:  # noqa: N802 - mirrors the setting's key
+        url = self._get("URL")
+        return str(url) if url else DEFAULT_URL
+
+    @property
+    def URL_GIVEN(self) -> bool:  # noqa: N802
+        return bool(self._get("URL"))
+
+    @property
+    def CACHE_ALIAS(self) -> str | None:  # noqa: N802
+        alias = self._get("CACHE_ALIAS")
+        return str(alias) if alias else None
+
+    @property
+    def KEY_PREFIX(self) -> str:  # noqa: N802
+        return str(self._get("KEY_PREFIX"))
+
+    @property
+    def CLUSTER(self) -> bool:  # noqa: N802
+        return bool(self._get("CLUSTER"))
+
+    @property
+    def CONNECTION_FACTORY(self) -> str | None:  # noqa: N802
+        factory = self._get("CONNECTION_FACTORY")
+        return str(factory) if factory else None
+
+    @property
+    def SOCKET_CONNECT_TIMEOUT(self) -> float:  # noqa: N802
+        return float(self._get("SOCKET_CONNECT_TIMEOUT"))
+
+    @property
+    def SOCKET_TIMEOUT(self) -> float:  # noqa: N802
+        return float(self._get("SOCKET_TIMEOUT"))
+
+    @property
+    def MAX_CONNECTIONS(self) -> int | None:  # noqa: N802
+        value = self._get("MAX_CONNECTIONS")
+        return None if value is None else int(value)
+
+    @property
+    def ABSOLUTE_MAX_AGE(self) -> int:  # noqa: N802
+        """Seconds from creation after which a session ends; 0 for none."""
+        value = self._get("ABSOLUTE_MAX_AGE")
+        return int(value) if value else 0
+
+    @property
+    def LAST_SEEN_INTERVAL(self) -> int:  # noqa: N802
+        """Seconds between two "last seen" updates of one session; 0 for never."""
+        return int(self._get("LAST_SEEN_INTERVAL") or 0)
+
+    @property
+    def LOAD_FUNCTIONS(self) -> bool:  # noqa: N802
+        """Whether the app may ``FUNCTION LOAD`` its library when it is missing."""
+        return bool(self._get("LOAD_FUNCTIONS"))
+
+
+charon_settings = CharonSettings()

@@ -1,0 +1,488 @@
+"""The session engine: ``SESSION_ENGINE = "django_charon_sessions.engine"``.
+
+Every operation is one call of a Redis function, sync or natively async:
+
+- load reads the session and, at most once per ``LAST_SEEN_INTERVAL``,
+  updates its "last seen" time;
+- save sends only the keys that changed (or nothing but the new expiry), and
+  an update of a session that was deleted or ended meanwhile fails inside
+  the function with :class:`~django.contrib.sessions.backends.base.UpdateError`;
+- delete, exists and cycle are one call each.
+
+A session that logs in moves to its user's hash slot and is indexed there in
+the same call that writes it; see :mod:`django_charon_sessions.keyspace`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from . import functions as fn
+from .client import get_async_client, get_client
+from .codec import FIELD_USER, BadSignatureError, Codec
+from .conf import charon_settings
+from .keyspace import (
+    Keys,
+    is_valid_session_key,
+    new_session_key,
+    random_tag,
+    tag_of,
+    user_tag,
+    user_tags,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: Django's session key for the authenticated user's id (django.contrib.auth).
+AUTH_USER_KEY = "_auth_user_id"
+#: How often create() draws a new key after a collision before giving up.
+CREATE_ATTEMPTS = 20
+
+security_logger = logging.getLogger("django.security.SuspiciousSession")
+
+
+@dataclass
+class _Context:
+    prefix: str
+    codec: Codec
+    touch: int
+    absolute: int
+
+
+_context: _Context | None = None
+
+
+def context() -> _Context:
+    """Return the settings-derived state every operation needs, built once."""
+    global _context
+    if _context is None:
+        serializer = import_string(settings.SESSION_SERIALIZER)()
+        prefix = charon_settings.KEY_PREFIX
+        _context = _Context(
+            prefix=prefix,
+            codec=Codec(serializer, prefix),
+            touch=charon_settings.LAST_SEEN_INTERVAL,
+            absolute=charon_settings.ABSOLUTE_MAX_AGE,
+        )
+    return _context
+
+
+@receiver(setting_changed)
+def _reset_context(*, setting: str, **kwargs: Any) -> None:
+    global _context
+    if setting in {"CHARON_SESSIONS", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_SERIALIZER"}:
+        _context = None
+
+
+@dataclass
+class _Write:
+    """One planned write: the function's ARGV tail and the resulting state."""
+
+    fields: list[bytes] = field(default_factory=list)
+    deleted: list[bytes] = field(default_factory=list)
+    payloads: dict[str, bytes] = field(default_factory=dict)
+
+    def argv(self) -> list[bytes | int]:
+        return [len(self.fields) // 2, *self.fields, len(self.deleted), *self.deleted]
+
+
+def _user_of(data: dict[str, Any]) -> str | None:
+    uid = data.get(AUTH_USER_KEY)
+    return None if uid is None else str(uid)
+
+
+def _stored_user(reply: Sequence[bytes]) -> str | None:
+    for i in range(0, len(reply), 2):
+        if reply[i] == FIELD_USER:
+            return reply[i + 1].decode("utf-8")
+    return None
+
+
+class SessionStore(SessionBase):
+    """Store sessions in Redis, indexed by user; see the module docstring."""
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        # What Redis holds for our key, per session key: None when unknown
+        # (never loaded), which makes the next save replace all data.
+        self._payloads: dict[str, bytes] | None = None
+        # The user id Redis holds for our key (None: anonymous or not stored).
+        self._stored_uid: str | None = None
+        # A key chosen by cycle_key() that is not written yet; save() may
+        # still swap it for one in the user's slot.
+        self._provisional = False
+
+    # -- keys -------------------------------------------------------------
+
+    def _validate_session_key(self, key: Any) -> bool:
+        return is_valid_session_key(key)
+
+    def _get_new_session_key(self) -> str:
+        # Uniqueness is enforced by the create call itself, never by a
+        # separate existence check (that would be a second round trip).
+        return new_session_key(random_tag())
+
+    async def _aget_new_session_key(self) -> str:
+        return self._get_new_session_key()
+
+    def _tag_for(self, data: dict[str, Any], current: str | None) -> str:
+        """Return the tag a session with ``data`` must live under."""
+        uid = _user_of(data)
+        if uid is None:
+            return current or random_tag()
+        if current is not None and current in user_tags(uid):
+            return current
+        return user_tag(uid)
+
+    def _keys(self, session_key: str | None = None) -> Keys:
+        key = session_key or self.session_key
+        assert key is not None
+        return Keys.for_session(context().prefix, key)
+
+    # -- load -------------------------------------------------------------
+
+    def _load_args(self) -> tuple[Keys, list[str], list[str | int]]:
+        ctx = context()
+        keys = self._keys()
+        return keys, [keys.session, keys.index, keys.meta], [keys.member, ctx.touch, ctx.absolute]
+
+    def _loaded(self, keys: Keys, reply: Sequence[bytes] | None) -> dict[str, Any]:
+        self._provisional = False
+        if not reply:
+            return self._forget()
+        try:
+            data, payloads = context().codec.decode_fields(keys.member.encode(), reply)
+        except BadSignatureError:
+            security_logger.warning(
+                "Session %s failed signature verification and was treated as empty.",
+                keys.member[:8],
+            )
+            return self._forget()
+        self._payloads = payloads
+        self._stored_uid = _stored_user(reply)
+        return data
+
+    def _forget(self) -> dict[str, Any]:
+        self._session_key = None
+        self._payloads = {}
+        self._stored_uid = None
+        return {}
+
+    def load(self) -> dict[str, Any]:
+        """Return the session's data, or ``{}`` (and drop the key) if it is gone."""
+        keys, k, a = self._load_args()
+        return self._loaded(keys, fn.fcall(get_client(), fn.LOAD, k, a))
+
+    async def aload(self) -> dict[str, Any]:
+        keys, k, a = self._load_args()
+        return self._loaded(keys, await fn.afcall(get_async_client(), fn.LOAD, k, a))
+
+    # -- exists -----------------------------------------------------------
+
+    def _exists_args(self, session_key: str) -> tuple[list[str], list[str]]:
+        keys = self._keys(session_key)
+        return [keys.session, keys.index], [keys.member]
+
+    def exists(self, session_key: str | None) -> bool:
+        """Return whether ``session_key`` names a live session."""
+        if not is_valid_session_key(session_key):
+            return False
+        k, a = self._exists_args(session_key)  # type: ignore[arg-type]
+        return bool(fn.fcall(get_client(), fn.EXISTS, k, a))
+
+    async def aexists(self, session_key: str | None) -> bool:
+        if not is_valid_session_key(session_key):
+            return False
+        k, a = self._exists_args(session_key)  # type: ignore[arg-type]
+        return bool(await fn.afcall(get_async_client(), fn.EXISTS, k, a))
+
+    # -- save -------------------------------------------------------------
+
+    def _encode(self, member: str, data: dict[str, Any], full: bool) -> _Write:
+        """Plan the fields to write: all of them, or only what changed."""
+        codec = context().codec
+        member_b = member.encode()
+        before = None if full else self._payloads
+        write = _Write()
+        for name, value in data.items():
+            payload = codec.dumps(value)
+            write.payloads[name] = payload
+            if before is None or before.get(name) != payload:
+                field_b = name.encode("utf-8")
+                write.fields += [field_b, codec.seal(member_b, field_b, payload)]
+        if before is not None:
+            write.deleted = [n.encode("utf-8") for n in before if n not in data]
+        return write
+
+    def _ttl_ms(self) -> int:
+        return int(self.get_expiry_age() * 1000)
+
+    def _save_call(
+        self, keys: Keys, mode: str, data: dict[str, Any], write: _Write
+    ) -> tuple[list[str], list[Any]]:
+        uid = _user_of(data) or ""
+        head: list[Any] = [mode, keys.member, self._ttl_ms(), uid, "", context().absolute]
+        return [keys.session, keys.index, keys.meta], head + write.argv()
+
+    def _saved(self, mode: str, data: dict[str, Any], write: _Write, reply: int) -> None:
+        if reply == 0:
+            raise CreateError
+        if reply < 0:
+            self._payloads = {}
+            self._stored_uid = None
+            raise UpdateError
+        self._payloads = write.payloads
+        self._stored_uid = _user_of(data)
+        self._provisional = False
+
+    def _plan_save(self, must_create: bool) -> tuple[str, dict[str, Any], Keys, _Write] | None:
+        """Decide how to save; None when the save must become a create."""
+        data = self._get_session(no_load=must_create)
+        if must_create:
+            keys = self._keys()
+            return "c", data, keys, self._encode(keys.member, data, full=True)
+        current = self.session_key
+        assert current is not None
+        if self._provisional or self._tag_for(data, tag_of(current)) != tag_of(current):
+            return None
+        keys = self._keys()
+        mode = "u" if self._payloads is not None else "r"
+        return mode, data, keys, self._encode(keys.member, data, full=mode == "r")
+
+    def save(self, must_create: bool = False) -> None:
+        """Write the session: create it, or send only what changed.
+
+        Raise ``CreateError`` if ``must_create`` and the key exists, and
+        ``UpdateError`` if the session was deleted or ended meanwhile.
+        """
+        if self.session_key is None:
+            return self.create()
+        self._get_session(no_load=must_create)
+        if self.get_expiry_age() <= 0:
+            return self._expire_now(must_create)
+        plan = self._plan_save(must_create)
+        if plan is None:
+            return self._move()
+        mode, data, keys, write = plan
+        k, a = self._save_call(keys, mode, data, write)
+        self._saved(mode, data, write, fn.fcall(get_client(), fn.SAVE, k, a))
+        return None
+
+    async def asave(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return await self.acreate()
+        await self._aget_session(no_load=must_create)
+        if self.get_expiry_age() <= 0:
+            return await self._aexpire_now(must_create)
+        plan = self._plan_save(must_create)
+        if plan is None:
+            return await self._amove()
+        mode, data, keys, write = plan
+        k, a = self._save_call(keys, mode, data, write)
+        self._saved(mode, data, write, await fn.afcall(get_async_client(), fn.SAVE, k, a))
+        return None
+
+    def _expire_now(self, must_create: bool) -> None:
+        # A negative or past expiry ends the session, as Django's own
+        # engines do when given a timeout that has run out.
+        if not must_create:
+            self.delete()
+        self._payloads = {}
+
+    async def _aexpire_now(self, must_create: bool) -> None:
+        if not must_create:
+            await self.adelete()
+        self._payloads = {}
+
+    # -- create and move --------------------------------------------------
+
+    def _next_key(self) -> str:
+        data = self._get_session(no_load=True)
+        current = self.session_key if self._provisional else None
+        tag = self._tag_for(data, tag_of(current) if current else None)
+        if current is not None and tag == tag_of(current):
+            return current
+        return new_session_key(tag)
+
+    def create(self) -> None:
+        """Write the current data under a new key, never overwriting one."""
+        for _ in range(CREATE_ATTEMPTS):
+            self._session_key = self._next_key()
+            self._provisional = False
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError("Unable to create a new session key in Redis.")
+
+    async def acreate(self) -> None:
+        await self._aget_session(no_load=True)
+        for _ in range(CREATE_ATTEMPTS):
+            self._session_key = self._next_key()
+            self._provisional = False
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError("Unable to create a new session key in Redis.")
+
+    def _move(self) -> None:
+        """Write a session whose key is provisional or in the wrong slot.
+
+        A stored session that gained a user id without cycle_key() is written
+        under a key in the user's slot, then its old key is deleted: two
+        calls, the new one first, so a failure never loses the data.
+        """
+        old = None if self._provisional else self.session_key
+        if old is not None:
+            self._session_key = None
+        self.create()
+        if old is not None:
+            self.delete(old)
+
+    async def _amove(self) -> None:
+        old = None if self._provisional else self.session_key
+        if old is not None:
+            self._session_key = None
+        await self.acreate()
+        if old is not None:
+            await self.adelete(old)
+
+    # -- delete -----------------------------------------------------------
+
+    def _delete_args(self, session_key: str | None) -> tuple[list[str], list[str]] | None:
+        if session_key is None:
+            if self.session_key is None or self._provisional:
+                return None
+            session_key = self.session_key
+        if not is_valid_session_key(session_key):
+            return None
+        keys = self._keys(session_key)
+        return [keys.session, keys.index, keys.meta], [keys.member]
+
+    def delete(self, session_key: str | None = None) -> None:
+        """Delete a session (this one by default) and its index entry."""
+        call = self._delete_args(session_key)
+        if call is not None:
+            fn.fcall(get_client(), fn.DELETE, *call)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        call = self._delete_args(session_key)
+        if call is not None:
+            await fn.afcall(get_async_client(), fn.DELETE, *call)
+
+    # -- cycle ------------------------------------------------------------
+
+    def _cycle_plan(self) -> tuple[str, list[str], list[Any], _Write] | None:
+        """Return the new key and the call moving the session there, or None
+        when the session is anonymous (only the old key is deleted, and the
+        new one is chosen at save time, possibly in the user's slot)."""
+        old = self.session_key
+        data = self._get_session()
+        if old is None or self._provisional or _user_of(data) is None:
+            return None
+        tag = self._tag_for(data, tag_of(old))
+        if tag != tag_of(old):
+            return None
+        new = new_session_key(tag)
+        old_keys, new_keys = self._keys(old), self._keys(new)
+        write = self._encode(new_keys.member, data, full=True)
+        require_old = "1" if self._stored_uid is not None else "0"
+        uid = _user_of(data) or ""
+        keys = [old_keys.session, new_keys.session, old_keys.index, old_keys.meta]
+        argv: list[Any] = [old_keys.member, new_keys.member, require_old, self._ttl_ms()]
+        argv += [uid, "", context().absolute, *write.argv()]
+        return new, keys, argv, write
+
+    def _cycled(self, new: str, write: _Write, reply: int) -> bool:
+        if reply == 0:
+            return False
+        if reply < 0:
+            self._forget()
+            raise SessionInterrupted(
+                "The session was ended while this request was changing its key."
+            )
+        data = self._get_session()
+        self._session_key = new
+        self._payloads = write.payloads
+        self._stored_uid = _user_of(data)
+        self._provisional = False
+        self.modified = True
+        return True
+
+    def _provisional_cycle(self) -> str | None:
+        old = None if self._provisional else self.session_key
+        current = self.session_key
+        self._session_key = new_session_key(tag_of(current) if current else random_tag())
+        self._provisional = True
+        self._payloads = {}
+        self._stored_uid = None
+        self.modified = True
+        return old
+
+    def cycle_key(self) -> None:
+        """Give the session a new key, keeping its data; one call.
+
+        An authenticated session is moved atomically inside its user's slot;
+        if it was ended meanwhile, raise ``SessionInterrupted`` rather than
+        bring it back. An anonymous session's old key is deleted and the new
+        one is written by the next save, in the slot its data calls for.
+        """
+        for _ in range(CREATE_ATTEMPTS):
+            plan = self._cycle_plan()
+            if plan is None:
+                old = self._provisional_cycle()
+                if old is not None:
+                    self.delete(old)
+                return
+            new, k, a, write = plan
+            if self._cycled(new, write, fn.fcall(get_client(), fn.CYCLE, k, a)):
+                return
+        raise RuntimeError("Unable to create a new session key in Redis.")
+
+    async def acycle_key(self) -> None:
+        await self._aget_session()
+        for _ in range(CREATE_ATTEMPTS):
+            plan = self._cycle_plan()
+            if plan is None:
+                old = self._provisional_cycle()
+                if old is not None:
+                    await self.adelete(old)
+                return
+            new, k, a, write = plan
+            if self._cycled(new, write, await fn.afcall(get_async_client(), fn.CYCLE, k, a)):
+                return
+        raise RuntimeError("Unable to create a new session key in Redis.")
+
+    # -- maintenance ------------------------------------------------------
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Remove expired entries from every user index.
+
+        Redis expires sessions by itself and every write prunes its index,
+        so this is housekeeping for indexes nobody wrote to lately.
+        """
+        from .maintenance import prune_indexes
+
+        prune_indexes()
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        from .maintenance import aprune_indexes
+
+        await aprune_indexes()

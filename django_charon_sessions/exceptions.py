@@ -1,0 +1,22 @@
+"""The exceptions this app raises."""
+
+from __future__ import annotations
+
+
+class SessionStoreError(Exception):
+    """Redis answered, but not in a way the session store can work with.
+
+    The message says what Redis replied and what to change (for example an
+    ACL that lacks a permission). The Redis exception is the ``__cause__``.
+    """
+
+
+class RedisUnavailable(SessionStoreError):  # noqa: N818 - reads as a state
+    """Redis could not be reached or did not answer in time.
+
+    Raised for refused or dropped connections, timeouts (``SOCKET_TIMEOUT``
+    and ``SOCKET_CONNECT_TIMEOUT``), a Cluster without a primary for the
+    slot, a server that is still loading its data set or out of memory. The
+    request fails; nothing was half-written, and a failed load never turns
+    into a save. The Redis exception is the ``__cause__``.
+    """

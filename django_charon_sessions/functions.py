@@ -1,0 +1,172 @@
+"""The Redis function library: its versioned source, loading, and calls.
+
+The library's name and each function's name carry a hash of the Lua source,
+so a new release never calls an old library by mistake. The library is
+loaded on first use: when Redis answers "Function not found" (a restart, a
+failover to a server without it, ``FUNCTION FLUSH``), it is loaded once and
+the call retried once. With ``LOAD_FUNCTIONS`` off, an operator loads it
+ahead of time instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import redis.exceptions as rexc
+
+from .client import describe_target, is_cluster
+from .conf import charon_settings
+from .exceptions import RedisUnavailable, SessionStoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .client import AsyncClient, SyncClient
+
+_TEMPLATE = resources.files(__package__).joinpath("lua/charon.lua").read_text("utf-8")
+
+#: A hash of the Lua source: part of the library's and functions' names.
+VERSION = hashlib.sha256(_TEMPLATE.encode("utf-8")).hexdigest()[:12]
+#: The library's name in ``FUNCTION LIST``.
+LIBRARY = f"charon_{VERSION}"
+#: The source as sent with ``FUNCTION LOAD``.
+SOURCE = _TEMPLATE.replace("__VERSION__", VERSION)
+
+
+def _name(short: str) -> str:
+    return f"{LIBRARY}_{short}"
+
+
+LOAD = _name("load")
+EXISTS = _name("exists")
+SAVE = _name("save")
+CYCLE = _name("cycle")
+DELETE = _name("delete")
+PRUNE = _name("prune")
+
+READ_ONLY = frozenset({EXISTS})
+
+_UNAVAILABLE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.ReadOnlyError,
+    rexc.OutOfMemoryError,
+    rexc.RedisClusterException,
+)
+
+
+def _is_missing(exc: BaseException) -> bool:
+    return isinstance(exc, rexc.ResponseError) and "function not found" in str(exc).lower()
+
+
+def translate(exc: BaseException) -> SessionStoreError:
+    """Return the documented exception for a Redis error, with a clear message."""
+    s = charon_settings
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (rexc.AuthenticationError, rexc.AuthorizationError)):
+        return SessionStoreError(
+            f"Redis rejected the session store's credentials for {describe_target()} ({reason})."
+        )
+    if isinstance(exc, rexc.NoPermissionError):
+        return SessionStoreError(
+            f"The Redis user of the session store lacks a permission ({reason}). It needs "
+            f"FCALL and FCALL_RO on keys '{s.KEY_PREFIX}:*', and FUNCTION LOAD unless the "
+            "library is loaded ahead of time (see the operations docs)."
+        )
+    if isinstance(exc, _UNAVAILABLE):
+        return RedisUnavailable(
+            f"Session store unavailable: {describe_target()} did not answer in time or "
+            f"refused the call ({reason}); connect timeout {s.SOCKET_CONNECT_TIMEOUT}s, "
+            f"socket timeout {s.SOCKET_TIMEOUT}s."
+        )
+    return SessionStoreError(f"Unexpected reply from {describe_target()}: {reason}")
+
+
+def _missing_error() -> SessionStoreError:
+    return SessionStoreError(
+        f"The Redis function library {LIBRARY} is not loaded on {describe_target()} and "
+        "LOAD_FUNCTIONS is off. Load it ahead of time: "
+        "python -m django_charon_sessions.functions > charon.lua; "
+        "redis-cli FUNCTION LOAD REPLACE \"$(cat charon.lua)\"."
+    )
+
+
+def _command(fn: str) -> str:
+    return "FCALL_RO" if fn in READ_ONLY else "FCALL"
+
+
+def load_library(client: SyncClient) -> None:
+    """Load the library on every primary (replacing an identical copy)."""
+    try:
+        client.function_load(SOURCE, replace=True)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
+
+
+async def aload_library(client: AsyncClient) -> None:
+    """Async twin of :func:`load_library`."""
+    try:
+        await client.function_load(SOURCE, replace=True)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
+
+
+def _fcall_sync(client: SyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    if is_cluster(client):
+        # Naming the node skips redis-py's COMMAND GETKEYS round trip for FCALL.
+        node = client.get_node_from_key(keys[0])  # type: ignore[union-attr]
+        return client.execute_command(
+            _command(fn), fn, len(keys), *keys, *args, target_nodes=node
+        )
+    return client.execute_command(_command(fn), fn, len(keys), *keys, *args)
+
+
+async def _fcall_async(
+    client: AsyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
+    if is_cluster(client):
+        node = client.get_node_from_key(keys[0])  # type: ignore[union-attr]
+        return await client.execute_command(
+            _command(fn), fn, len(keys), *keys, *args, target_nodes=node
+        )
+    return await client.execute_command(_command(fn), fn, len(keys), *keys, *args)
+
+
+def fcall(client: SyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """Call library function ``fn``; load the library and retry once if missing."""
+    try:
+        try:
+            return _fcall_sync(client, fn, keys, args)
+        except rexc.ResponseError as exc:
+            if not _is_missing(exc):
+                raise
+            if not charon_settings.LOAD_FUNCTIONS:
+                raise _missing_error() from exc
+            load_library(client)
+            return _fcall_sync(client, fn, keys, args)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
+
+
+async def afcall(client: AsyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """Async twin of :func:`fcall`."""
+    try:
+        try:
+            return await _fcall_async(client, fn, keys, args)
+        except rexc.ResponseError as exc:
+            if not _is_missing(exc):
+                raise
+            if not charon_settings.LOAD_FUNCTIONS:
+                raise _missing_error() from exc
+            await aload_library(client)
+            return await _fcall_async(client, fn, keys, args)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
+
+
+if __name__ == "__main__":  # pragma: no cover - an operator's helper
+    print(SOURCE)

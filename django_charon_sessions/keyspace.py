@@ -1,0 +1,105 @@
+"""Session keys (the cookie values) and the Redis key names derived from them.
+
+A session key is 52 characters: a 20 character *tag* followed by 32 random
+characters. The tag decides the Redis hash slot: for an authenticated session
+it is a keyed hash of the user id (so all of a user's sessions and the user's
+index share one slot, and the cookie does not reveal the id); for an anonymous
+session it is random.
+
+Redis never sees a session key. Keys and index members use a *member*: the
+first 128 bits of SHA-256 of the session key, base64url encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.utils.crypto import get_random_string
+
+TAG_LENGTH = 20
+RANDOM_LENGTH = 32
+KEY_LENGTH = TAG_LENGTH + RANDOM_LENGTH
+
+_TAG_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_RANDOM_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_KEY_RE = re.compile(rf"[a-z2-7]{{{TAG_LENGTH}}}[a-z0-9]{{{RANDOM_LENGTH}}}\Z")
+
+
+def is_valid_session_key(value: object) -> bool:
+    """Return whether ``value`` has the shape of a session key of this engine."""
+    return isinstance(value, str) and _KEY_RE.match(value) is not None
+
+
+def tag_of(session_key: str) -> str:
+    return session_key[:TAG_LENGTH]
+
+
+def random_tag() -> str:
+    return "".join(secrets.choice(_TAG_ALPHABET) for _ in range(TAG_LENGTH))
+
+
+def new_session_key(tag: str) -> str:
+    return tag + get_random_string(RANDOM_LENGTH, _RANDOM_ALPHABET)
+
+
+def member_of(session_key: str) -> str:
+    """Return the public, non-secret name of a session: a hash of its key."""
+    digest = hashlib.sha256(session_key.encode("ascii")).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@lru_cache(maxsize=64)
+def _tag_for_secret(secret: str, user_id: str) -> str:
+    key = hashlib.sha256(b"django-charon-sessions.user-tag\0" + secret.encode()).digest()
+    digest = hmac.digest(key, user_id.encode("utf-8"), "sha256")
+    return base64.b32encode(digest).decode("ascii").lower()[:TAG_LENGTH]
+
+
+def user_tag(user_id: str) -> str:
+    """Return the tag that new sessions of ``user_id`` get."""
+    return _tag_for_secret(str(settings.SECRET_KEY), user_id)
+
+
+def user_tags(user_id: str) -> list[str]:
+    """Return every tag a live session of ``user_id`` may have.
+
+    Sessions created before a ``SECRET_KEY`` rotation keep the tag of the
+    key that was current then, as long as it is in ``SECRET_KEY_FALLBACKS``.
+    """
+    secrets_ = [str(settings.SECRET_KEY)]
+    secrets_ += [str(s) for s in getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    tags: list[str] = []
+    for secret in secrets_:
+        tag = _tag_for_secret(secret, user_id)
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The Redis keys one session touches: all in the slot of its tag."""
+
+    session: str
+    index: str
+    meta: str
+    member: str
+
+    @classmethod
+    def for_session(cls, prefix: str, session_key: str) -> Keys:
+        member = member_of(session_key)
+        base = f"{prefix}:{{{tag_of(session_key)}}}:"
+        return cls(base + "s:" + member, base + "i", base + "m", member)
+
+
+def index_keys(prefix: str, tag: str) -> tuple[str, str]:
+    """Return the index and metadata keys of a user tag."""
+    base = f"{prefix}:{{{tag}}}:"
+    return base + "i", base + "m"
