@@ -129,6 +129,7 @@ async def _fcall_async(
     client: AsyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]
 ) -> Any:
     if is_cluster(client):
+        await client.initialize()  # type: ignore[union-attr]  # no-op once done
         node = client.get_node_from_key(keys[0])  # type: ignore[union-attr]
         return await client.execute_command(
             _command(fn), fn, len(keys), *keys, *args, target_nodes=node

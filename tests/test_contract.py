@@ -1,0 +1,364 @@
+"""The SessionBase contract, sync and async, on every backend."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.sessions.backends.base import CreateError
+from django.test import override_settings
+from django.utils import timezone
+
+from django_charon_sessions.engine import SessionStore
+from django_charon_sessions.keyspace import Keys, is_valid_session_key
+
+VALUES = {
+    "text": "héllo wörld ✓",
+    "int": 7,
+    "float": 1.5,
+    "bool": True,
+    "none": None,
+    "list": [1, "two", [3]],
+    "dict": {"nested": {"deep": [1, 2]}},
+}
+
+
+def saved(data: dict[str, object] | None = None) -> SessionStore:
+    s = SessionStore()
+    s.update(data or {"a": 1})
+    s.save()
+    return s
+
+
+def ttl_of(backend, session_key: str) -> int:
+    return int(backend.admin.pttl(Keys.for_session("charon", session_key).session))
+
+
+# -- mapping API and persistence ----------------------------------------------
+
+
+def test_new_session_is_empty_and_keyless(backend):
+    s = SessionStore()
+    assert s.session_key is None
+    assert s.is_empty()
+    assert dict(s.items()) == {}
+    assert backend.keys() == []
+
+
+def test_mapping_methods(backend):
+    s = SessionStore()
+    s["x"] = 1
+    assert "x" in s and s["x"] == 1 and s.get("y", 5) == 5
+    assert s.setdefault("y", 2) == 2 and s.setdefault("y", 3) == 2
+    s.update({"z": 3})
+    assert sorted(s.keys()) == ["x", "y", "z"] and sorted(s.values()) == [1, 2, 3]
+    assert s.has_key("z")
+    assert s.pop("z") == 3 and s.pop("z", "gone") == "gone"
+    del s["y"]
+    s.save()
+    assert dict(SessionStore(s.session_key).items()) == {"x": 1}
+    with pytest.raises(KeyError):
+        s.pop("nope")
+
+
+def test_values_roundtrip(backend):
+    s = saved(VALUES)
+    assert is_valid_session_key(s.session_key)
+    assert dict(SessionStore(s.session_key).items()) == VALUES
+
+
+def test_update_sends_changes_and_deletions(backend):
+    s = saved({"a": 1, "b": 2, "c": 3})
+    t = SessionStore(s.session_key)
+    t["a"] = 10
+    del t["b"]
+    t.save()
+    assert dict(SessionStore(s.session_key).items()) == {"a": 10, "c": 3}
+
+
+def test_clear_without_load_replaces_everything(backend):
+    s = saved({"a": 1, "b": 2})
+    t = SessionStore(s.session_key)
+    t.clear()  # never loaded: the stored keys are unknown to t
+    t["c"] = 3
+    t.save()
+    assert dict(SessionStore(s.session_key).items()) == {"c": 3}
+
+
+def test_unknown_key_loads_empty_and_is_not_adopted(backend):
+    unknown = SessionStore()._get_new_session_key()
+    s = SessionStore(unknown)
+    assert dict(s.items()) == {}
+    assert s.session_key is None  # never create a session under a client-chosen key
+    s["a"] = 1
+    s.save()
+    assert s.session_key != unknown
+    assert not s.exists(unknown)
+
+
+@pytest.mark.parametrize("cookie", ["", "short", "x" * 51, "0" * 52, "A" * 52, "ü" * 52, "1" * 4000])
+def test_malformed_keys_are_ignored(backend, cookie):
+    s = SessionStore(cookie)
+    assert s.session_key is None
+    assert dict(s.items()) == {}
+    assert not s.exists(cookie)
+
+
+def test_exists(backend):
+    s = saved()
+    assert s.exists(s.session_key)
+    assert not s.exists(SessionStore()._get_new_session_key())
+    assert not s.exists(None)
+
+
+# -- create, save(must_create), delete, flush, cycle ---------------------------------
+
+
+def test_create_makes_a_new_key_each_time(backend):
+    s = SessionStore()
+    s.create()
+    first = s.session_key
+    s.create()
+    assert s.session_key != first
+    assert s.exists(first) and s.exists(s.session_key)
+    assert s.modified
+
+
+def test_must_create_never_overwrites(backend):
+    s = saved({"a": 1})
+    intruder = SessionStore(s.session_key)
+    intruder._session_cache = {"a": "overwritten"}
+    with pytest.raises(CreateError):
+        intruder.save(must_create=True)
+    assert dict(SessionStore(s.session_key).items()) == {"a": 1}
+
+
+def test_delete_own_and_other(backend):
+    s, other = saved(), saved()
+    s.delete()
+    assert not s.exists(s.session_key)
+    s.delete(other.session_key)
+    assert not s.exists(other.session_key)
+    assert backend.keys() == []
+    s.delete("not-a-valid-key")  # ignored, no error
+
+
+def test_flush(backend):
+    s = saved({"a": 1})
+    old = s.session_key
+    s.flush()
+    assert s.session_key is None and dict(s.items()) == {}
+    assert not s.exists(old)
+
+
+def test_cycle_key_anonymous(backend):
+    s = saved({"a": 1, "b": [2]})
+    old = s.session_key
+    s.cycle_key()
+    assert s.session_key != old and is_valid_session_key(s.session_key)
+    assert not s.exists(old)
+    assert dict(s.items()) == {"a": 1, "b": [2]}
+    s.save()
+    assert dict(SessionStore(s.session_key).items()) == {"a": 1, "b": [2]}
+
+
+def test_cycle_key_authenticated_stays_in_users_slot(backend):
+    s = saved({"_auth_user_id": "7", "a": 1})
+    old = s.session_key
+    s.cycle_key()
+    assert s.session_key[:20] == old[:20]
+    assert s.exists(s.session_key) and not s.exists(old)
+    assert dict(SessionStore(s.session_key).items()) == {"_auth_user_id": "7", "a": 1}
+    index = Keys.for_session("charon", s.session_key).index
+    assert backend.admin.zrange(index, 0, -1) == [
+        Keys.for_session("charon", s.session_key).member.encode()
+    ]
+
+
+def test_cycle_key_without_a_stored_session(backend):
+    s = SessionStore()
+    s["a"] = 1
+    s.cycle_key()
+    s.save()
+    assert dict(SessionStore(s.session_key).items()) == {"a": 1}
+
+
+# -- expiry ----------------------------------------------------------------------
+
+
+def test_default_expiry_is_the_cookie_age(backend, settings):
+    s = saved()
+    assert s.get_expiry_age() == settings.SESSION_COOKIE_AGE
+    assert abs(ttl_of(backend, s.session_key) - settings.SESSION_COOKIE_AGE * 1000) < 5000
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(600, 600), (timedelta(minutes=20), 1200), ("dt", 1800)],
+)
+def test_set_expiry_sets_the_redis_ttl(backend, value, expected):
+    if value == "dt":
+        value = timezone.now() + timedelta(seconds=1800)
+    s = SessionStore()
+    s.set_expiry(value)
+    s.save()
+    assert abs(ttl_of(backend, s.session_key) - expected * 1000) < 5000
+    assert abs(SessionStore(s.session_key).get_expiry_age() - expected) <= 5
+
+
+def test_expiry_zero_means_browser_close(backend, settings):
+    s = SessionStore()
+    s.set_expiry(0)
+    s.save()
+    loaded = SessionStore(s.session_key)
+    assert loaded.get_expire_at_browser_close()
+    assert abs(ttl_of(backend, s.session_key) - settings.SESSION_COOKIE_AGE * 1000) < 5000
+    loaded.set_expiry(None)
+    assert loaded.get_expire_at_browser_close() is False
+
+
+@override_settings(SESSION_EXPIRE_AT_BROWSER_CLOSE=True)
+def test_expire_at_browser_close_setting(backend):
+    s = saved()
+    assert SessionStore(s.session_key).get_expire_at_browser_close()
+
+
+@pytest.mark.parametrize("value", [-5, "past"])
+def test_negative_or_past_expiry_deletes(backend, value):
+    s = saved({"a": 1})
+    t = SessionStore(s.session_key)
+    t.set_expiry(timezone.now() - timedelta(seconds=10) if value == "past" else value)
+    t.save()
+    assert not t.exists(s.session_key)
+    assert backend.keys() == []
+
+
+def test_idle_expiry_is_enforced_by_the_server(backend):
+    s = SessionStore()
+    s["_auth_user_id"] = "9"
+    s.set_expiry(1)
+    s.save()
+    time.sleep(1.3)
+    assert dict(SessionStore(s.session_key).items()) == {}
+    assert backend.keys() == []  # session, index and metadata are all gone
+
+
+def test_unchanged_save_only_moves_the_expiry(backend):
+    s = saved({"a": 1})
+    keys = Keys.for_session("charon", s.session_key)
+    before = backend.admin.hgetall(keys.session)
+    backend.admin.pexpire(keys.session, 60_000)
+    t = SessionStore(s.session_key)
+    t.load()
+    t.save()
+    assert backend.admin.hgetall(keys.session) == before
+    assert backend.admin.pttl(keys.session) > 60_000
+
+
+def test_absolute_lifetime(backend):
+    with backend.settings(ABSOLUTE_MAX_AGE=1):
+        s = SessionStore()
+        s.set_expiry(3600)
+        s["_auth_user_id"] = "3"
+        s.save()
+        assert ttl_of(backend, s.session_key) <= 1000
+        time.sleep(1.2)
+        assert dict(SessionStore(s.session_key).items()) == {}
+
+
+def test_clear_expired_prunes_indexes(backend):
+    a = SessionStore()
+    a.update({"_auth_user_id": "5"})
+    a.set_expiry(1)
+    a.save()
+    b = saved({"_auth_user_id": "5"})
+    index = Keys.for_session("charon", b.session_key).index
+    assert backend.admin.zcard(index) == 2
+    time.sleep(1.2)
+    SessionStore.clear_expired()
+    assert backend.admin.zcard(index) == 1
+
+
+# -- async twins -----------------------------------------------------------------
+
+
+async def test_async_roundtrip(backend):
+    s = SessionStore()
+    await s.aset("a", 1)
+    await s.aupdate(VALUES)
+    await s.asave()
+    loaded = SessionStore(s.session_key)
+    assert dict(await loaded.aitems()) == {"a": 1, **VALUES}
+    assert await loaded.aexists(s.session_key)
+    assert await loaded.apop("a") == 1
+    await loaded.asave()
+    assert "a" not in dict(await SessionStore(s.session_key).aitems())
+
+
+async def test_async_create_delete_flush(backend):
+    s = SessionStore()
+    await s.acreate()
+    key = s.session_key
+    assert await s.aexists(key)
+    await s.adelete()
+    assert not await s.aexists(key)
+    t = SessionStore()
+    await t.aset("a", 1)
+    await t.asave()
+    old = t.session_key
+    await t.aflush()
+    assert t.session_key is None and not await t.aexists(old)
+
+
+async def test_async_must_create_never_overwrites(backend):
+    s = SessionStore()
+    await s.aset("a", 1)
+    await s.asave()
+    intruder = SessionStore(s.session_key)
+    intruder._session_cache = {"a": "x"}
+    with pytest.raises(CreateError):
+        await intruder.asave(must_create=True)
+    assert await SessionStore(s.session_key).aget("a") == 1
+
+
+async def test_async_cycle_key(backend):
+    s = SessionStore()
+    await s.aupdate({"_auth_user_id": "8", "b": 2})
+    await s.asave()
+    old = s.session_key
+    await s.acycle_key()
+    assert not await s.aexists(old) and await s.aexists(s.session_key)
+    anon = SessionStore()
+    await anon.aset("c", 3)
+    await anon.asave()
+    old_anon = anon.session_key
+    await anon.acycle_key()
+    await anon.asave()
+    assert not await anon.aexists(old_anon)
+    assert dict(await SessionStore(anon.session_key).aitems()) == {"c": 3}
+
+
+async def test_async_expiry(backend):
+    s = SessionStore()
+    await s.aset_expiry(300)
+    await s.asave()
+    assert abs(ttl_of(backend, s.session_key) - 300_000) < 5000
+    assert abs(await SessionStore(s.session_key).aget_expiry_age() - 300) <= 5
+    await s.aset_expiry(-1)
+    await s.asave()
+    assert not await s.aexists(s.session_key)
+
+
+async def test_async_clear_expired(backend):
+    a = SessionStore()
+    await a.aupdate({"_auth_user_id": "6"})
+    await a.aset_expiry(1)
+    await a.asave()
+    b = SessionStore()
+    await b.aupdate({"_auth_user_id": "6"})
+    await b.asave()
+    index = Keys.for_session("charon", b.session_key).index
+    time.sleep(1.2)
+    await SessionStore.aclear_expired()
+    assert backend.admin.zcard(index) == 1
