@@ -1,0 +1,85 @@
+"""What Redis holds: hashes, never a usable session key (DESIGN invariants 3, 8)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
+
+from django_charon_sessions.keyspace import TAG_LENGTH, Keys, user_tag, user_tags
+
+pytestmark = pytest.mark.django_db
+
+
+def cookie(client: Client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def test_no_raw_session_key_anywhere_after_a_lifecycle(backend, caplog):
+    caplog.set_level(logging.DEBUG)
+    user = get_user_model().objects.create_user("ada", password="pw-ada-123456")
+    seen: list[str] = []
+
+    alice = Client()
+    alice.get("/")  # anonymous visit
+    seen.append(cookie(alice))
+    alice.get("/set/theme/dark/")
+    response = alice.post("/accounts/login/", {"username": "ada", "password": "pw-ada-123456"})
+    assert response.status_code == 302
+    seen.append(cookie(alice))
+    alice.get("/")
+    alice.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "pw-ada-123456",
+            "new_password1": "a-Brand-new-pw-9",
+            "new_password2": "a-Brand-new-pw-9",
+        },
+    )
+    seen.append(cookie(alice))
+    bob_device = Client()
+    bob_device.login(username="ada", password="a-Brand-new-pw-9")
+    seen.append(cookie(bob_device))
+    third = Client()
+    third.get("/")
+    seen.append(cookie(third))
+
+    assert len(set(seen)) == len(seen)
+    dump = b"\n".join(backend.dump())
+    assert dump, "the lifecycle left live sessions to inspect"
+    for key in seen:
+        assert key.encode() not in dump
+        assert key[TAG_LENGTH:].encode() not in dump  # the secret, random part
+    log_text = caplog.text
+    for key in seen:
+        assert key not in log_text and key[TAG_LENGTH:] not in log_text
+    # Members are hashes of the keys, and the user's sessions share its tag.
+    live = [cookie(alice), cookie(bob_device)]
+    for key in live:
+        keys = Keys.for_session("charon", key)
+        assert keys.member.encode() in dump
+        assert key[:TAG_LENGTH] == user_tag(str(user.pk))
+    index = Keys.for_session("charon", live[0]).index
+    assert len(backend.admin.zrange(index, 0, -1)) == 2
+
+
+def test_anonymous_sessions_are_not_indexed(backend):
+    client = Client()
+    client.get("/")
+    keys = backend.keys()
+    assert len(keys) == 1 and b":s:" in keys[0]
+
+
+def test_user_tag_is_keyed_and_survives_rotation():
+    tag = user_tag("1")
+    with override_settings(SECRET_KEY="another-secret-key-for-this-test"):
+        assert user_tag("1") != tag  # the cookie does not reveal the id
+        with override_settings(SECRET_KEY_FALLBACKS=[settings.SECRET_KEY]):
+            assert user_tags("1")[1:] == []  # the fallback is this very key
+    with override_settings(
+        SECRET_KEY="rotated-secret-key-for-this-test", SECRET_KEY_FALLBACKS=[settings.SECRET_KEY]
+    ):
+        assert user_tags("1") == [user_tag("1"), tag]

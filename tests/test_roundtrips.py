@@ -1,0 +1,162 @@
+"""Every operation is one round trip (DESIGN invariant 7), counted by MONITOR.
+
+MONITOR on each server lists every command it receives; commands run inside
+a function are marked as coming from Lua and are not round trips.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import redis
+
+from django_charon_sessions.client import get_client
+from django_charon_sessions.engine import SessionStore
+
+pytestmark = pytest.mark.backends("redis", "cluster")
+
+
+class Monitor:
+    """Collect the commands clients send to one server until a marker arrives."""
+
+    def __init__(self, client: redis.Redis, marker: str) -> None:
+        self.client = client
+        self.marker = marker
+        self.commands: list[str] = []
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.client.monitor() as monitor:
+            self.ready.set()
+            for entry in monitor.listen():
+                command = entry["command"]
+                if self.marker in command:
+                    return
+                if entry.get("client_type") != "lua":
+                    self.commands.append(command)
+
+
+def _node_clients(backend) -> list[redis.Redis]:
+    if backend.name == "cluster":
+        return [n.redis_connection for n in backend.admin.get_primaries()]
+    return [backend.admin]
+
+
+@contextmanager
+def monitored(backend) -> Iterator[list[str]]:
+    marker = f"end-of-monitor-{uuid.uuid4().hex}"
+    senders = [
+        redis.Redis(
+            host=c.connection_pool.connection_kwargs["host"],
+            port=c.connection_pool.connection_kwargs["port"],
+        )
+        for c in _node_clients(backend)
+    ]
+    for sender in senders:
+        sender.ping()  # connect (and say HELLO) before monitoring starts
+    monitors = [Monitor(c, marker) for c in _node_clients(backend)]
+    for m in monitors:
+        m.thread.start()
+        m.ready.wait(5)
+    commands: list[str] = []
+    yield commands
+    for sender in senders:
+        sender.echo(marker)
+        sender.close()
+    for m in monitors:
+        m.thread.join(10)
+        commands += m.commands
+
+
+def count(backend, action: Callable[[], object]) -> list[str]:
+    with monitored(backend) as commands:
+        action()
+    return [c.split()[0].upper() for c in commands]
+
+
+def warm() -> SessionStore:
+    """A stored authenticated session; also loads the library and opens connections."""
+    s = SessionStore()
+    s.update({"_auth_user_id": "500", "a": 1})
+    s.save()
+    SessionStore(s.session_key).load()
+    client = get_client()
+    if isinstance(client, redis.cluster.RedisCluster):
+        client.ping(target_nodes=redis.cluster.RedisCluster.ALL_NODES)  # open every pool
+    return s
+
+
+def test_load_is_one_call(backend):
+    key = warm().session_key
+    assert count(backend, lambda: SessionStore(key).load()) == ["FCALL"]
+
+
+def test_save_is_one_call(backend):
+    key = warm().session_key
+    s = SessionStore(key)
+    s._get_session()
+
+    def change() -> None:
+        s["b"] = 2
+        s.save()
+
+    assert count(backend, change) == ["FCALL"]
+
+
+def test_unchanged_save_sends_no_fields(backend):
+    key = warm().session_key
+    s = SessionStore(key)
+    s._get_session()
+    with monitored(backend) as commands:
+        s.save()
+    assert len(commands) == 1 and commands[0].split()[0].upper() == "FCALL"
+    # ... the argument list ends with "0 fields to set, 0 to delete".
+    assert commands[0].split()[-2:] == ["0", "0"]
+
+
+def test_create_is_one_call(backend):
+    warm()
+
+    def create() -> None:
+        s = SessionStore()
+        s["a"] = 1
+        s.save()
+
+    assert count(backend, create) == ["FCALL"]
+
+
+def test_delete_is_one_call(backend):
+    key = warm().session_key
+    assert count(backend, lambda: SessionStore(key).delete()) == ["FCALL"]
+
+
+def test_cycle_is_one_call(backend):
+    s = warm()
+    s._get_session()
+    assert count(backend, s.cycle_key) == ["FCALL"]
+
+
+def test_exists_is_one_read_only_call(backend):
+    key = warm().session_key
+    assert count(backend, lambda: SessionStore().exists(key)) == ["FCALL_RO"]
+
+
+def test_a_login_request_is_three_single_calls(backend):
+    warm()
+    anon = SessionStore()
+    anon["cart"] = [1]
+    anon.save()
+
+    def login_request() -> None:
+        s = SessionStore(anon.session_key)
+        s._get_session()  # load
+        s.cycle_key()  # deletes the anonymous key
+        s["_auth_user_id"] = "501"
+        s.save()  # creates the session in the user's slot, indexed
+
+    assert count(backend, login_request) == ["FCALL", "FCALL", "FCALL"]
