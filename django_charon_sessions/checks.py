@@ -8,16 +8,19 @@ or accepts the function library.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_check
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
 from .conf import DEFAULTS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 ENGINE = "django_charon_sessions.engine"
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -145,8 +148,7 @@ def _check_cache_alias(raw: dict[str, Any]) -> list[CheckMessage]:
         return [
             _error(
                 f"Cache {alias!r} ({backend}) is not a Redis cache.",
-                "CACHE_ALIAS needs a django-redis cache or Django's RedisCache; "
-                "otherwise set URL.",
+                "CACHE_ALIAS needs a django-redis cache or Django's RedisCache; otherwise set URL.",
                 5,
             )
         ]
@@ -210,8 +212,7 @@ def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
     if absolute is not None and not (_is_int(absolute) and absolute > 0):
         errors.append(
             _error(
-                "CHARON_SESSIONS['ABSOLUTE_MAX_AGE'] must be None or a positive number "
-                "of seconds.",
+                "CHARON_SESSIONS['ABSOLUTE_MAX_AGE'] must be None or a positive number of seconds.",
                 "For example 30 * 24 * 3600 ends every session 30 days after it began.",
                 9,
             )
@@ -222,7 +223,7 @@ def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
             _error(
                 "CHARON_SESSIONS['LAST_SEEN_INTERVAL'] must be a whole number of seconds, "
                 "0 or more.",
-                "0 turns \"last seen\" updates off; the default is 60.",
+                '0 turns "last seen" updates off; the default is 60.',
                 10,
             )
         )
@@ -311,7 +312,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
     try:
         client = get_client()
         infos = _server_infos(client)
-    except (SessionStoreError, fn.rexc.RedisError) as exc:
+    except (SessionStoreError, RedisError) as exc:
         return [
             _error(
                 f"Cannot reach {describe_target()}: {exc}",
@@ -337,7 +338,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
             if not _load_allowed():
                 return [_missing_library()]
             fn.load_library(client)
-    except (SessionStoreError, fn.rexc.RedisError) as exc:
+    except (SessionStoreError, RedisError) as exc:
         return [
             _error(
                 f"Cannot load the function library {fn.LIBRARY}: {exc}",
@@ -385,7 +386,7 @@ def _libraries(client: Any) -> set[str]:
 def _library_names(listing: Any) -> set[str]:
     names = set()
     for entry in listing or []:
-        pairs = dict(zip(entry[::2], entry[1::2]))
+        pairs = dict(zip(entry[::2], entry[1::2], strict=False))
         name = pairs.get(b"library_name", pairs.get("library_name"))
         if name is not None:
             names.add(name.decode() if isinstance(name, bytes) else str(name))

@@ -9,8 +9,9 @@ drops them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -29,10 +30,12 @@ from .conf import charon_settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-SyncClient = Union[redis.Redis, redis.cluster.RedisCluster]
-AsyncClient = Union[redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster]
+SyncClient: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
+AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 
 _sync_client: SyncClient | None = None
+# Whether this module built _sync_client (and so may close it).
+_owned = False
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
@@ -115,7 +118,7 @@ def _check_bytes(client: Any) -> None:
 
 def get_client() -> SyncClient:
     """Return the process's sync client for the session store."""
-    global _sync_client
+    global _sync_client, _owned
     if _sync_client is None:
         s = charon_settings
         factory = _factory()
@@ -130,6 +133,7 @@ def get_client() -> SyncClient:
             client = redis.Redis.from_url(s.URL, retry=_no_retry(), **_options())
         _check_bytes(client)
         _sync_client = client
+        _owned = factory is None and not s.CACHE_ALIAS
     return _sync_client
 
 
@@ -175,13 +179,13 @@ def is_cluster(client: Any) -> bool:
 
 def reset() -> None:
     """Forget all clients, so the next call builds them from current settings."""
-    global _sync_client
+    global _sync_client, _owned
     client, _sync_client = _sync_client, None
-    if client is not None and not charon_settings.CACHE_ALIAS:
-        try:
+    if client is not None and _owned:
+        # Closing a broken client must not fail the settings change.
+        with contextlib.suppress(Exception):
             client.close()
-        except Exception:  # noqa: BLE001 - closing a broken client must not fail
-            pass
+    _owned = False
     _async_clients.clear()
 
 

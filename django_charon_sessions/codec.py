@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import signing
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 MAC_LENGTH = 16
 META_MARK = 0xFF  # first byte of our own fields; never valid UTF-8

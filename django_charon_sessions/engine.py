@@ -122,6 +122,11 @@ class SessionStore(SessionBase):
         # still swap it for one in the user's slot.
         self._provisional = False
 
+    if TYPE_CHECKING:
+        # Django's private loaders, missing from django-stubs.
+        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
+        async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
     # -- keys -------------------------------------------------------------
 
     def _validate_session_key(self, key: Any) -> bool:

@@ -91,7 +91,7 @@ def _missing_error() -> SessionStoreError:
         f"The Redis function library {LIBRARY} is not loaded on {describe_target()} and "
         "LOAD_FUNCTIONS is off. Load it ahead of time: "
         "python -m django_charon_sessions.functions > charon.lua; "
-        "redis-cli FUNCTION LOAD REPLACE \"$(cat charon.lua)\"."
+        'redis-cli FUNCTION LOAD REPLACE "$(cat charon.lua)".'
     )
 
 
@@ -115,22 +115,22 @@ async def aload_library(client: AsyncClient) -> None:
         raise translate(exc) from exc
 
 
-def _fcall_sync(client: SyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+def _fcall_sync(sync_client: SyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    client: Any = sync_client
     if is_cluster(client):
         # Naming the node skips redis-py's COMMAND GETKEYS round trip for FCALL.
-        node = client.get_node_from_key(keys[0])  # type: ignore[union-attr]
-        return client.execute_command(
-            _command(fn), fn, len(keys), *keys, *args, target_nodes=node
-        )
+        node = client.get_node_from_key(keys[0])
+        return client.execute_command(_command(fn), fn, len(keys), *keys, *args, target_nodes=node)
     return client.execute_command(_command(fn), fn, len(keys), *keys, *args)
 
 
 async def _fcall_async(
-    client: AsyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]
+    async_client: AsyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]
 ) -> Any:
+    client: Any = async_client
     if is_cluster(client):
-        await client.initialize()  # type: ignore[union-attr]  # no-op once done
-        node = client.get_node_from_key(keys[0])  # type: ignore[union-attr]
+        await client.initialize()  # a no-op once done
+        node = client.get_node_from_key(keys[0])
         return await client.execute_command(
             _command(fn), fn, len(keys), *keys, *args, target_nodes=node
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from redis.exceptions import RedisError
+
 from . import functions as fn
 from .client import get_async_client, get_client
 from .conf import charon_settings
@@ -32,7 +34,7 @@ def prune_indexes() -> int:
                 removed += n
                 if n < PRUNE_LIMIT:
                     break
-    except fn.rexc.RedisError as exc:
+    except RedisError as exc:
         raise fn.translate(exc) from exc
     return removed
 
@@ -50,6 +52,6 @@ async def aprune_indexes() -> int:
                 removed += n
                 if n < PRUNE_LIMIT:
                     break
-    except fn.rexc.RedisError as exc:
+    except RedisError as exc:
         raise fn.translate(exc) from exc
     return removed

@@ -9,19 +9,21 @@ real backends are skipped, except under ``CI=true``, where that is an error.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fakeredis
 import pytest
 import redis
 from django.test import override_settings
 
-from tests.harness import RedisCluster, RedisServer, require_redis
 from testproject.fake import SERVER as FAKE_SERVER
+from tests.harness import RedisCluster, RedisServer, require_redis
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 BACKENDS = ("fake", "redis", "cluster")
 

@@ -49,12 +49,17 @@ def test_new_session_is_empty_and_keyless(backend):
 def test_mapping_methods(backend):
     s = SessionStore()
     s["x"] = 1
-    assert "x" in s and s["x"] == 1 and s.get("y", 5) == 5
-    assert s.setdefault("y", 2) == 2 and s.setdefault("y", 3) == 2
+    assert "x" in s
+    assert s["x"] == 1
+    assert s.get("y", 5) == 5
+    assert s.setdefault("y", 2) == 2
+    assert s.setdefault("y", 3) == 2
     s.update({"z": 3})
-    assert sorted(s.keys()) == ["x", "y", "z"] and sorted(s.values()) == [1, 2, 3]
+    assert sorted(s.keys()) == ["x", "y", "z"]
+    assert sorted(s.values()) == [1, 2, 3]
     assert s.has_key("z")
-    assert s.pop("z") == 3 and s.pop("z", "gone") == "gone"
+    assert s.pop("z") == 3
+    assert s.pop("z", "gone") == "gone"
     del s["y"]
     s.save()
     assert dict(SessionStore(s.session_key).items()) == {"x": 1}
@@ -97,7 +102,9 @@ def test_unknown_key_loads_empty_and_is_not_adopted(backend):
     assert not s.exists(unknown)
 
 
-@pytest.mark.parametrize("cookie", ["", "short", "x" * 51, "0" * 52, "A" * 52, "ü" * 52, "1" * 4000])
+@pytest.mark.parametrize(
+    "cookie", ["", "short", "x" * 51, "0" * 52, "A" * 52, "ü" * 52, "1" * 4000]
+)
 def test_malformed_keys_are_ignored(backend, cookie):
     s = SessionStore(cookie)
     assert s.session_key is None
@@ -121,7 +128,8 @@ def test_create_makes_a_new_key_each_time(backend):
     first = s.session_key
     s.create()
     assert s.session_key != first
-    assert s.exists(first) and s.exists(s.session_key)
+    assert s.exists(first)
+    assert s.exists(s.session_key)
     assert s.modified
 
 
@@ -148,7 +156,8 @@ def test_flush(backend):
     s = saved({"a": 1})
     old = s.session_key
     s.flush()
-    assert s.session_key is None and dict(s.items()) == {}
+    assert s.session_key is None
+    assert dict(s.items()) == {}
     assert not s.exists(old)
 
 
@@ -156,7 +165,8 @@ def test_cycle_key_anonymous(backend):
     s = saved({"a": 1, "b": [2]})
     old = s.session_key
     s.cycle_key()
-    assert s.session_key != old and is_valid_session_key(s.session_key)
+    assert s.session_key != old
+    assert is_valid_session_key(s.session_key)
     assert not s.exists(old)
     assert dict(s.items()) == {"a": 1, "b": [2]}
     s.save()
@@ -168,7 +178,8 @@ def test_cycle_key_authenticated_stays_in_users_slot(backend):
     old = s.session_key
     s.cycle_key()
     assert s.session_key[:20] == old[:20]
-    assert s.exists(s.session_key) and not s.exists(old)
+    assert s.exists(s.session_key)
+    assert not s.exists(old)
     assert dict(SessionStore(s.session_key).items()) == {"_auth_user_id": "7", "a": 1}
     index = Keys.for_session("charon", s.session_key).index
     assert backend.admin.zrange(index, 0, -1) == [
@@ -194,7 +205,7 @@ def test_default_expiry_is_the_cookie_age(backend, settings):
 
 
 @pytest.mark.parametrize(
-    "value, expected",
+    ("value", "expected"),
     [(600, 600), (timedelta(minutes=20), 1200), ("dt", 1800)],
 )
 def test_set_expiry_sets_the_redis_ttl(backend, value, expected):
@@ -308,7 +319,8 @@ async def test_async_create_delete_flush(backend):
     await t.asave()
     old = t.session_key
     await t.aflush()
-    assert t.session_key is None and not await t.aexists(old)
+    assert t.session_key is None
+    assert not await t.aexists(old)
 
 
 async def test_async_must_create_never_overwrites(backend):
@@ -328,7 +340,8 @@ async def test_async_cycle_key(backend):
     await s.asave()
     old = s.session_key
     await s.acycle_key()
-    assert not await s.aexists(old) and await s.aexists(s.session_key)
+    assert not await s.aexists(old)
+    assert await s.aexists(s.session_key)
     anon = SessionStore()
     await anon.aset("c", 3)
     await anon.asave()

@@ -35,7 +35,8 @@ def test_login_and_logout_through_the_views(backend, user):
     response = client.post("/accounts/login/", {"username": "grace", "password": PASSWORD})
     assert response.status_code == 302
     signed_in = cookie(client)
-    assert signed_in != anonymous and signed_in[:20] == user_tag(str(user.pk))
+    assert signed_in != anonymous
+    assert signed_in[:20] == user_tag(str(user.pk))
     assert not SessionStore().exists(anonymous)
     assert client.get("/session.json").json()["data"]["theme"] == "dark"
     assert "Signed in as grace" in client.get("/").text
@@ -50,11 +51,16 @@ def test_password_change_keeps_this_session(backend, user):
     before = cookie(client)
     response = client.post(
         "/accounts/password_change/",
-        {"old_password": PASSWORD, "new_password1": "N3w-pass-word!", "new_password2": "N3w-pass-word!"},
+        {
+            "old_password": PASSWORD,
+            "new_password1": "N3w-pass-word!",
+            "new_password2": "N3w-pass-word!",
+        },
     )
     assert response.status_code == 302
     after = cookie(client)
-    assert after != before and not SessionStore().exists(before)
+    assert after != before
+    assert not SessionStore().exists(before)
     assert "Signed in as grace" in client.get("/").text
 
 
@@ -94,7 +100,8 @@ async def test_alogin_and_alogout(backend, user):
     await alogin(request, user)
     await request.session.asave()
     key = request.session.session_key
-    assert key != anonymous and key[:20] == user_tag(str(user.pk))
+    assert key != anonymous
+    assert key[:20] == user_tag(str(user.pk))
     fresh = HttpRequest()
     fresh.session = SessionStore(key)
     assert (await aget_user(fresh)).pk == user.pk

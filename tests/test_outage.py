@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.test import Client, override_settings
@@ -16,6 +16,9 @@ from django_charon_sessions import functions
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import RedisUnavailable
 from tests.harness import RedisServer, require_redis
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 TIMEOUT = 0.5
 
@@ -57,7 +60,8 @@ def test_stopped_server_gives_the_documented_error_in_time(server):
     elapsed = time.monotonic() - started
     assert elapsed < TIMEOUT + 1.0
     message = str(info.value)
-    assert "Session store unavailable" in message and f"127.0.0.1:{server.port}" in message
+    assert "Session store unavailable" in message
+    assert f"127.0.0.1:{server.port}" in message
     assert key not in message
 
 

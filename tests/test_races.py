@@ -108,7 +108,7 @@ def test_threads_with_a_barrier_keep_every_key(backend):
             barrier.wait(timeout=10)  # everyone has loaded before anyone saves
             s[f"k{n}"] = n
             s.save()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=request, args=(n,)) for n in range(workers)]

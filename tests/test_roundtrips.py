@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from django_charon_sessions.client import get_client
 from django_charon_sessions.engine import SessionStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 pytestmark = pytest.mark.backends("redis", "cluster")
 
@@ -114,7 +117,8 @@ def test_unchanged_save_sends_no_fields(backend):
     s._get_session()
     with monitored(backend) as commands:
         s.save()
-    assert len(commands) == 1 and commands[0].split()[0].upper() == "FCALL"
+    assert len(commands) == 1
+    assert commands[0].split()[0].upper() == "FCALL"
     # ... the argument list ends with "0 fields to set, 0 to delete".
     assert commands[0].split()[-2:] == ["0", "0"]
 

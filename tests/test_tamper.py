@@ -37,8 +37,10 @@ def test_tampered_value_reads_as_empty_and_is_logged(backend, caplog):
     records = [r for r in caplog.records if r.name == SECRET_LOGGER]
     assert len(records) == 1
     message = records[0].getMessage()
-    assert s.session_key not in message and s.session_key[TAG_LENGTH:] not in message
-    assert "root" not in message and "do not log me" not in message
+    assert s.session_key not in message
+    assert s.session_key[TAG_LENGTH:] not in message
+    assert "root" not in message
+    assert "do not log me" not in message
     # Nothing was lost: the tampered session is left as it was, for inspection.
     assert backend.admin.hget(session, b"secret-note") is not None
 
@@ -86,15 +88,17 @@ def test_rotated_secret_in_fallbacks_is_accepted_then_rejected(backend):
     old = "old-secret-key-0123456789-abcdefghijklmnop"
     with override_settings(SECRET_KEY=old):
         s = stored({"_auth_user_id": "12", "a": 1})
-    with override_settings(SECRET_KEY="new-secret-key-abcdefghijklmnop-0123456789",
-                           SECRET_KEY_FALLBACKS=[old]):
+    with override_settings(
+        SECRET_KEY="new-secret-key-abcdefghijklmnop-0123456789", SECRET_KEY_FALLBACKS=[old]
+    ):
         loaded = SessionStore(s.session_key)
         assert dict(loaded.items()) == {"_auth_user_id": "12", "a": 1}
         loaded["b"] = 2
         loaded.save()  # stays under the old tag; only "b" is signed anew
         assert loaded.session_key == s.session_key
-    with override_settings(SECRET_KEY="new-secret-key-abcdefghijklmnop-0123456789",
-                           SECRET_KEY_FALLBACKS=[]):
+    with override_settings(
+        SECRET_KEY="new-secret-key-abcdefghijklmnop-0123456789", SECRET_KEY_FALLBACKS=[]
+    ):
         assert dict(SessionStore(s.session_key).items()) == {}
 
 

@@ -1,0 +1,30 @@
+"""The tests run against the built package (tox installs the wheel)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import django_charon_sessions
+from django_charon_sessions import functions
+
+
+@pytest.mark.skipif(
+    os.environ.get("CHARON_TEST_INSTALLED") != "1", reason="only under tox, on the built wheel"
+)
+def test_package_is_the_installed_wheel(repo_root):
+    path = Path(django_charon_sessions.__file__).resolve()
+    assert repo_root not in path.parents, f"tests imported the source tree: {path}"
+    assert (path.parent / "lua" / "charon.lua").is_file()
+    assert (path.parent / "py.typed").is_file()
+
+
+def test_library_source_is_versioned():
+    assert f"charon_{functions.VERSION}" == functions.LIBRARY
+    assert "__VERSION__" not in functions.SOURCE
+    assert f"#!lua name={functions.LIBRARY}\n" in functions.SOURCE
+    for fn in (functions.LOAD, functions.SAVE, functions.CYCLE, functions.DELETE):
+        assert f"'{fn.removeprefix(functions.LIBRARY + '_')}'" not in functions.SOURCE
+        assert fn.startswith(functions.LIBRARY + "_")
