@@ -183,3 +183,27 @@ def test_user_id_set_without_cycle_still_moves(backend):
     assert s.session_key[:20] == user_tag("77")
     assert not s.exists(key)
     assert dict(SessionStore(s.session_key).items()) == {"a": 1, "_auth_user_id": "77"}
+
+
+@pytest.mark.backends("redis")
+def test_control_the_same_interleaving_breaks_djangos_cache_engine(backend):
+    """The interleaving above is a real test: a read-then-write engine fails it."""
+    from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    url = backend.config["URL"].rsplit("/", 1)[0] + "/1"
+    cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    with override_settings(CACHES={"default": cache}):
+        caches["default"].clear()
+        s = CacheSessionStore()
+        s.update({"x": 0, "y": 0})
+        s.save()
+        request_a, request_b = CacheSessionStore(s.session_key), CacheSessionStore(s.session_key)
+        request_a._get_session()
+        request_b._get_session()
+        request_a["x"] = "from A"
+        request_b["y"] = "from B"
+        request_a.save()
+        request_b.save()
+        assert dict(CacheSessionStore(s.session_key).items()) == {"x": 0, "y": "from B"}
