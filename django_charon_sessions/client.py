@@ -137,9 +137,19 @@ def get_client() -> SyncClient:
     return _sync_client
 
 
+# Connection settings that carry over from a cache's sync pool to asyncio.
+_PORTABLE = (
+    "host", "port", "path", "db", "username", "password", "socket_timeout",
+    "socket_connect_timeout", "client_name", "health_check_interval",
+    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data",
+    "ssl_check_hostname",
+)  # fmt: skip
+
+
 def _async_from_cache(alias: str) -> redis.asyncio.Redis:
     sync_pool = _cache_client(alias).connection_pool
-    kwargs = dict(sync_pool.connection_kwargs)
+    source = sync_pool.connection_kwargs
+    kwargs = {k: source[k] for k in _PORTABLE if k in source}
     cls = sync_pool.connection_class
     if issubclass(cls, redis.UnixDomainSocketConnection):
         async_cls: type[Any] = redis.asyncio.UnixDomainSocketConnection
@@ -147,8 +157,6 @@ def _async_from_cache(alias: str) -> redis.asyncio.Redis:
         async_cls = redis.asyncio.SSLConnection
     else:
         async_cls = redis.asyncio.Connection
-    for unsupported in ("retry", "retry_on_error", "retry_on_timeout", "connection_pool"):
-        kwargs.pop(unsupported, None)
     pool = redis.asyncio.ConnectionPool(connection_class=async_cls, **kwargs)
     return redis.asyncio.Redis(connection_pool=pool)
 

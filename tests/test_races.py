@@ -25,6 +25,14 @@ def stored(data: dict[str, object]) -> str:
     return s.session_key
 
 
+def both_loaded(key: str) -> tuple[SessionStore, SessionStore]:
+    """Two concurrent requests of one session, both past their load."""
+    request_a, request_b = SessionStore(key), SessionStore(key)
+    request_a._get_session()
+    request_b._get_session()
+    return request_a, request_b
+
+
 def test_update_after_delete_raises_and_writes_nothing(backend):
     key = stored({"a": 1})
     request_a = SessionStore(key)
@@ -61,9 +69,7 @@ def test_touch_only_save_after_delete_raises(backend):
 
 def test_concurrent_changes_to_different_keys_both_survive(backend):
     key = stored({"x": 0, "y": 0})
-    request_a, request_b = SessionStore(key), SessionStore(key)
-    request_a._get_session()  # the request reads its session
-    request_b._get_session()  # the request reads its session
+    request_a, request_b = both_loaded(key)
     request_a["x"] = "from A"
     request_b["y"] = "from B"
     request_a.save()
@@ -73,9 +79,7 @@ def test_concurrent_changes_to_different_keys_both_survive(backend):
 
 def test_concurrent_delete_and_add_of_different_keys(backend):
     key = stored({"x": 1, "y": 1})
-    request_a, request_b = SessionStore(key), SessionStore(key)
-    request_a._get_session()  # the request reads its session
-    request_b._get_session()  # the request reads its session
+    request_a, request_b = both_loaded(key)
     del request_a["x"]
     request_b["z"] = 1
     request_a.save()
@@ -85,9 +89,7 @@ def test_concurrent_delete_and_add_of_different_keys(backend):
 
 def test_same_key_is_last_writer_wins(backend):
     key = stored({"x": 0})
-    request_a, request_b = SessionStore(key), SessionStore(key)
-    request_a._get_session()  # the request reads its session
-    request_b._get_session()  # the request reads its session
+    request_a, request_b = both_loaded(key)
     request_a["x"] = "A"
     request_b["x"] = "B"
     request_a.save()
