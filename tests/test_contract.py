@@ -375,3 +375,24 @@ async def test_async_clear_expired(backend):
     time.sleep(1.2)
     await SessionStore.aclear_expired()
     assert backend.admin.zcard(index) == 1
+
+
+def test_last_seen_is_updated_by_load_at_most_once_per_interval(backend):
+    with backend.settings(LAST_SEEN_INTERVAL=1):
+        s = saved({"_auth_user_id": "4"})
+        keys = Keys.for_session("charon", s.session_key)
+
+        def last_seen() -> int:
+            return int(backend.admin.hget(keys.meta, keys.member)[:10])
+
+        first = last_seen()
+        SessionStore(s.session_key).load()
+        assert last_seen() == first  # within the interval: no write
+        time.sleep(1.1)
+        SessionStore(s.session_key).load()
+        assert last_seen() >= first + 1
+    with backend.settings(LAST_SEEN_INTERVAL=0):
+        before = last_seen()
+        time.sleep(1.1)
+        SessionStore(s.session_key).load()
+        assert last_seen() == before
