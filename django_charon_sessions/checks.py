@@ -17,7 +17,7 @@ from django.core.checks import register as register_check
 from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
-from .conf import DEFAULTS
+from .conf import DEFAULTS, charon_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -335,7 +335,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
     try:
         libraries = _libraries(client)
         if fn.LIBRARY not in libraries:
-            if not _load_allowed():
+            if not charon_settings.LOAD_FUNCTIONS:
                 return [_missing_library()]
             fn.load_library(client)
     except (SessionStoreError, RedisError) as exc:
@@ -348,12 +348,6 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
             )
         ]
     return []
-
-
-def _load_allowed() -> bool:
-    from .conf import charon_settings
-
-    return charon_settings.LOAD_FUNCTIONS
 
 
 def _missing_library() -> Error:

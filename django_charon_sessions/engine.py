@@ -233,10 +233,10 @@ class SessionStore(SessionBase):
         return int(self.get_expiry_age() * 1000)
 
     def _save_call(
-        self, keys: Keys, mode: str, data: dict[str, Any], write: _Write
+        self, keys: Keys, mode: str, data: dict[str, Any], write: _Write, age: float
     ) -> tuple[list[str], list[Any]]:
         uid = _user_of(data) or ""
-        head: list[Any] = [mode, keys.member, self._ttl_ms(), uid, "", context().absolute]
+        head: list[Any] = [mode, keys.member, int(age * 1000), uid, "", context().absolute]
         return [keys.session, keys.index, keys.meta], head + write.argv()
 
     def _saved(self, mode: str, data: dict[str, Any], write: _Write, reply: int) -> None:
@@ -273,13 +273,14 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         self._get_session(no_load=must_create)
-        if self.get_expiry_age() <= 0:
+        age = self.get_expiry_age()  # computed once: it reads the clock
+        if age <= 0:
             return self._expire_now(must_create)
         plan = self._plan_save(must_create)
         if plan is None:
             return self._move()
         mode, data, keys, write = plan
-        k, a = self._save_call(keys, mode, data, write)
+        k, a = self._save_call(keys, mode, data, write, age)
         self._saved(mode, data, write, fn.fcall(get_client(), fn.SAVE, k, a))
         return None
 
@@ -287,13 +288,14 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return await self.acreate()
         await self._aget_session(no_load=must_create)
-        if self.get_expiry_age() <= 0:
+        age = self.get_expiry_age()  # computed once: it reads the clock
+        if age <= 0:
             return await self._aexpire_now(must_create)
         plan = self._plan_save(must_create)
         if plan is None:
             return await self._amove()
         mode, data, keys, write = plan
-        k, a = self._save_call(keys, mode, data, write)
+        k, a = self._save_call(keys, mode, data, write, age)
         self._saved(mode, data, write, await fn.afcall(get_async_client(), fn.SAVE, k, a))
         return None
 
