@@ -10,6 +10,7 @@ class CharonSessionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registering only: no check runs, and nothing talks to Redis, here.
-        from . import checks
+        from . import checks, receivers
 
         checks.register()
+        receivers.connect()

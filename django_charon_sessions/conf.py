@@ -25,6 +25,15 @@ DEFAULTS: dict[str, Any] = {
     "ABSOLUTE_MAX_AGE": None,
     "LAST_SEEN_INTERVAL": 60,
     "LOAD_FUNCTIONS": True,
+    "MAX_SESSIONS_PER_USER": None,
+    "CAPTURE_IP": True,
+    "CAPTURE_USER_AGENT": True,
+    "USER_AGENT_MAX_LENGTH": 256,
+    "TRUSTED_PROXIES": [],
+    "PROXY_COUNT": None,
+    "END_OTHER_SESSIONS_ON_PASSWORD_CHANGE": True,
+    "END_SESSIONS_ON_DEACTIVATE": True,
+    "END_SESSIONS_ON_DELETE": True,
 }
 
 #: Used when neither ``URL`` nor ``CACHE_ALIAS`` nor ``CONNECTION_FACTORY`` is set.
@@ -97,6 +106,44 @@ class CharonSettings:
     def LOAD_FUNCTIONS(self) -> bool:  # noqa: N802
         """Whether the app may ``FUNCTION LOAD`` its library when it is missing."""
         return bool(self._get("LOAD_FUNCTIONS"))
+
+    @property
+    def MAX_SESSIONS_PER_USER(self) -> int:  # noqa: N802
+        """Most live sessions a user may have (the oldest end first); 0 for no limit."""
+        return int(self._get("MAX_SESSIONS_PER_USER") or 0)
+
+    @property
+    def CAPTURE_IP(self) -> bool:  # noqa: N802
+        return bool(self._get("CAPTURE_IP"))
+
+    @property
+    def CAPTURE_USER_AGENT(self) -> bool:  # noqa: N802
+        return bool(self._get("CAPTURE_USER_AGENT"))
+
+    @property
+    def USER_AGENT_MAX_LENGTH(self) -> int:  # noqa: N802
+        return int(self._get("USER_AGENT_MAX_LENGTH"))
+
+    @property
+    def TRUSTED_PROXIES(self) -> list[str]:  # noqa: N802
+        return [str(p) for p in self._get("TRUSTED_PROXIES") or []]
+
+    @property
+    def PROXY_COUNT(self) -> int | None:  # noqa: N802
+        value = self._get("PROXY_COUNT")
+        return None if value is None else int(value)
+
+    @property
+    def END_OTHER_SESSIONS_ON_PASSWORD_CHANGE(self) -> bool:  # noqa: N802
+        return bool(self._get("END_OTHER_SESSIONS_ON_PASSWORD_CHANGE"))
+
+    @property
+    def END_SESSIONS_ON_DEACTIVATE(self) -> bool:  # noqa: N802
+        return bool(self._get("END_SESSIONS_ON_DEACTIVATE"))
+
+    @property
+    def END_SESSIONS_ON_DELETE(self) -> bool:  # noqa: N802
+        return bool(self._get("END_SESSIONS_ON_DELETE"))
 
 
 charon_settings = CharonSettings()

@@ -39,6 +39,7 @@ from .keyspace import (
     user_tag,
     user_tags,
 )
+from .signals import REASON_LIMIT, send_ended
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,6 +58,7 @@ class _Context:
     codec: Codec
     touch: int
     absolute: int
+    limit: int
 
 
 _context: _Context | None = None
@@ -73,6 +75,7 @@ def context() -> _Context:
             codec=Codec(serializer, prefix),
             touch=charon_settings.LAST_SEEN_INTERVAL,
             absolute=charon_settings.ABSOLUTE_MAX_AGE,
+            limit=charon_settings.MAX_SESSIONS_PER_USER,
         )
     return _context
 
@@ -121,6 +124,9 @@ class SessionStore(SessionBase):
         # A key chosen by cycle_key() that is not written yet; save() may
         # still swap it for one in the user's slot.
         self._provisional = False
+        #: Facts about the request (JSON: IP, user agent) stored with an
+        #: authenticated session; set by SessionMetadataMiddleware.
+        self.client_facts = ""
 
     if TYPE_CHECKING:
         # Django's private loaders, missing from django-stubs.
@@ -159,7 +165,8 @@ class SessionStore(SessionBase):
     def _load_args(self) -> tuple[Keys, list[str], list[str | int]]:
         ctx = context()
         keys = self._keys()
-        return keys, [keys.session, keys.index, keys.meta], [keys.member, ctx.touch, ctx.absolute]
+        k = [keys.session, keys.index, keys.meta]
+        return keys, k, [keys.member, ctx.touch, ctx.absolute, self.client_facts]
 
     def _loaded(self, keys: Keys, reply: Sequence[bytes] | None) -> dict[str, Any]:
         self._provisional = False
@@ -235,9 +242,12 @@ class SessionStore(SessionBase):
     def _save_call(
         self, keys: Keys, mode: str, data: dict[str, Any], write: _Write, age: float
     ) -> tuple[list[str], list[Any]]:
+        ctx = context()
         uid = _user_of(data) or ""
-        head: list[Any] = [mode, keys.member, int(age * 1000), uid, "", context().absolute]
-        return [keys.session, keys.index, keys.meta], head + write.argv()
+        # Request facts go with a new session; later loads keep them fresh.
+        facts = self.client_facts if mode == "c" else ""
+        head = [mode, keys.member, int(age * 1000), uid, facts, ctx.absolute, ctx.limit]
+        return [keys.session, keys.index, keys.meta, keys.ended], head + write.argv()
 
     def _saved(self, mode: str, data: dict[str, Any], write: _Write, reply: int) -> None:
         if reply == 0:
@@ -249,6 +259,8 @@ class SessionStore(SessionBase):
         self._payloads = write.payloads
         self._stored_uid = _user_of(data)
         self._provisional = False
+        if self._stored_uid is not None:
+            send_ended(None, self._stored_uid, reply - 1, REASON_LIMIT)
 
     def _plan_save(self, must_create: bool) -> tuple[str, dict[str, Any], Keys, _Write] | None:
         """Decide how to save; None when the save must become a create."""
@@ -410,7 +422,7 @@ class SessionStore(SessionBase):
         write = self._encode(new_keys.member, data, full=True)
         require_old = "1" if self._stored_uid is not None else "0"
         uid = _user_of(data) or ""
-        keys = [old_keys.session, new_keys.session, old_keys.index, old_keys.meta]
+        keys = [old_keys.session, new_keys.session, old_keys.index, old_keys.meta, old_keys.ended]
         argv: list[Any] = [old_keys.member, new_keys.member, require_old, self._ttl_ms()]
         argv += [uid, "", context().absolute, *write.argv()]
         return new, keys, argv, write

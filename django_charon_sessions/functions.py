@@ -45,8 +45,13 @@ SAVE = _name("save")
 CYCLE = _name("cycle")
 DELETE = _name("delete")
 PRUNE = _name("prune")
+LIST = _name("list")
+END_ONE = _name("end_one")
+END_ALL = _name("end_all")
+STATS = _name("stats")
+PURGE = _name("purge")
 
-READ_ONLY = frozenset({EXISTS})
+READ_ONLY = frozenset({EXISTS, LIST, STATS})
 
 _UNAVAILABLE = (
     rexc.ConnectionError,

@@ -83,6 +83,14 @@ def user_tags(user_id: str) -> list[str]:
     return tags
 
 
+_MEMBER_RE = re.compile(r"[A-Za-z0-9_-]{22}\Z")
+
+
+def is_valid_member(value: object) -> bool:
+    """Return whether ``value`` has the shape of a member (a public session id)."""
+    return isinstance(value, str) and _MEMBER_RE.match(value) is not None
+
+
 @dataclass(frozen=True)
 class Keys:
     """The Redis keys one session touches: all in the slot of its tag."""
@@ -90,16 +98,29 @@ class Keys:
     session: str
     index: str
     meta: str
+    ended: str
     member: str
 
     @classmethod
+    def for_member(cls, prefix: str, tag: str, member: str) -> Keys:
+        base = f"{prefix}:{{{tag}}}:"
+        return cls(base + "s:" + member, base + "i", base + "m", base + "x", member)
+
+    @classmethod
     def for_session(cls, prefix: str, session_key: str) -> Keys:
-        member = member_of(session_key)
-        base = f"{prefix}:{{{tag_of(session_key)}}}:"
-        return cls(base + "s:" + member, base + "i", base + "m", member)
+        return cls.for_member(prefix, tag_of(session_key), member_of(session_key))
 
 
-def index_keys(prefix: str, tag: str) -> tuple[str, str]:
-    """Return the index and metadata keys of a user tag."""
-    base = f"{prefix}:{{{tag}}}:"
-    return base + "i", base + "m"
+@dataclass(frozen=True)
+class UserKeys:
+    """The per-user keys of one tag: index, metadata and ended set."""
+
+    tag: str
+    index: str
+    meta: str
+    ended: str
+
+    @classmethod
+    def for_tag(cls, prefix: str, tag: str) -> UserKeys:
+        base = f"{prefix}:{{{tag}}}:"
+        return cls(tag, base + "i", base + "m", base + "x")

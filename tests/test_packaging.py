@@ -23,9 +23,19 @@ def test_package_is_the_installed_wheel(repo_root):
 
 
 def test_library_source_is_versioned():
+    import fakeredis
+
     assert f"charon_{functions.VERSION}" == functions.LIBRARY
     assert "__VERSION__" not in functions.SOURCE
-    assert f"#!lua name={functions.LIBRARY}\n" in functions.SOURCE
-    for fn in (functions.LOAD, functions.SAVE, functions.CYCLE, functions.DELETE):
-        assert f"'{fn.removeprefix(functions.LIBRARY + '_')}'" not in functions.SOURCE
-        assert fn.startswith(functions.LIBRARY + "_")
+    assert functions.SOURCE.startswith(f"#!lua name={functions.LIBRARY}\n")
+    r = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 2)))
+    r.function_load(functions.SOURCE)
+    [library] = r.function_list()
+    names = {f[1].decode() for f in library[library.index(b"functions") + 1]}
+    expected = {
+        functions.LOAD, functions.EXISTS, functions.SAVE, functions.CYCLE, functions.DELETE,
+        functions.PRUNE, functions.LIST, functions.END_ONE, functions.END_ALL,
+        functions.STATS, functions.PURGE,
+    }  # fmt: skip
+    assert names == expected
+    assert all(name.startswith(functions.LIBRARY + "_") for name in names)

@@ -19,21 +19,25 @@ Key schema (P is the KEY_PREFIX setting, T a 20 character tag, M a member):
                     is a signature followed by the serialized value. The
                     byte 0xFF never occurs in UTF-8, so the two cannot clash.
   P:{T}:i     ZSET  the user's index: member M, score = expiry in unix ms.
-  P:{T}:m     HASH  the user's session metadata: M -> "SSSSSSSSSS|rest",
-                    where S is "last seen" in unix seconds (10 digits) and
-                    rest is opaque to this library.
+  P:{T}:m     HASH  the user's session metadata: M -> "LLLLLLLLLL|CCCCCCCCCC|rest":
+                    last seen and created in unix seconds (10 digits each),
+                    rest opaque to this library (the request facts).
+  P:{T}:x     ZSET  ended sessions whose hash may still exist: member M, score
+                    = the hash's expiry in unix ms. Cleanup deletes those
+                    hashes (purge); the key expires with its last entry.
 
-The three keys of one tag share a hash slot, so every call below touches
-exactly one slot and runs unchanged on Redis Cluster. Every key a function
-touches is named in KEYS.
+The keys of one tag share a hash slot, so every call below touches exactly
+one slot and runs unchanged on Redis Cluster. Every key a function touches is
+named in KEYS.
 
 An authenticated session is alive only while its member is in the index:
-ending all of a user's sessions deletes the index, and a session whose
-member is missing is treated as gone (and deleted) the next time any
-function sees it. That is what keeps a killed session dead.
+ending all of a user's sessions moves the index into the ended set in one
+step, and a session whose member is missing is treated as gone (and deleted)
+the next time any function sees it. That is what keeps an ended session dead.
 
-Return codes used below: 1 done, 0 key already exists (create collision),
--1 session gone (deleted, expired or ended), -2 absolute lifetime over.
+Return codes used below: 1 done (save: 1 + the number of sessions ended by
+the per-user limit), 0 key already exists (create collision), -1 session gone
+(deleted, expired or ended), -2 absolute lifetime over.
 --]]
 
 local META = '\255'
@@ -64,8 +68,16 @@ local function fmt(n)
   return string.format('%d', math.floor(n))
 end
 
-local function last_seen_value(now_s, rest)
-  return string.format('%010d', math.floor(now_s)) .. '|' .. rest
+local function meta_value(now_s, created_s, rest)
+  return string.format('%010d|%010d|', math.floor(now_s), math.floor(created_s)) .. rest
+end
+
+local function expire_with_last(key, zset)
+  local last = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
+  if #last > 0 then
+    redis.call('PEXPIREAT', key, fmt(tonumber(last[2])))
+  end
+  return #last > 0
 end
 
 -- Drop index entries whose expiry has passed, with their metadata, then
@@ -76,13 +88,10 @@ local function refresh_index(index, meta, now)
     redis.call('ZREM', index, unpack(stale))
     redis.call('HDEL', meta, unpack(stale))
   end
-  local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-  if #last == 0 then
-    redis.call('DEL', index, meta)
+  if expire_with_last(index, index) then
+    expire_with_last(meta, index)
   else
-    local at = fmt(tonumber(last[2]))
-    redis.call('PEXPIREAT', index, at)
-    redis.call('PEXPIREAT', meta, at)
+    redis.call('DEL', index, meta)
   end
   return #stale
 end
@@ -90,6 +99,18 @@ end
 local function unindex(index, meta, member)
   redis.call('ZREM', index, member)
   redis.call('HDEL', meta, member)
+end
+
+-- Move members (with their index scores) from the index to the ended set.
+local function bury(index, meta, ended, members)
+  for _, m in ipairs(members) do
+    local score = redis.call('ZSCORE', index, m)
+    if score then
+      redis.call('ZADD', ended, score, m)
+    end
+    unindex(index, meta, m)
+  end
+  expire_with_last(ended, ended)
 end
 
 -- A session is alive when its hash exists and, if it belongs to a user,
@@ -140,39 +161,74 @@ local function effective_ttl(session, ttl, absolute, now)
   return ttl
 end
 
--- Set TTL and index state of a session whose fields are written.
--- meta_rest is the metadata to store for a new index entry ('' keeps an
--- existing entry and its last-seen time).
-local function finish(session, index, meta, member, ttl, user, old_user, meta_rest, now)
+-- End the oldest sessions (by creation) of a user beyond `limit`, sparing
+-- `keep`. Returns how many were ended.
+local function enforce_limit(index, meta, ended, limit, keep)
+  local count = redis.call('ZCARD', index)
+  if limit <= 0 or count <= limit then
+    return 0
+  end
+  local members = redis.call('ZRANGE', index, 0, -1)
+  local aged = {}
+  for _, m in ipairs(members) do
+    if m ~= keep then
+      local v = redis.call('HGET', meta, m)
+      aged[#aged + 1] = {m, v and tonumber(string.sub(v, 12, 21)) or 0}
+    end
+  end
+  table.sort(aged, function(a, b) return a[2] < b[2] end)
+  local victims = {}
+  for n = 1, count - limit do
+    victims[n] = aged[n][1]
+  end
+  bury(index, meta, ended, victims)
+  return #victims
+end
+
+-- Set TTL and index state of a session whose fields are written. meta_rest
+-- is the request facts to store ('' keeps an existing entry's). Returns the
+-- number of sessions ended by the per-user limit.
+local function finish(keys, member, ttl, user, old_user, meta_rest, limit, now)
+  local session, index, meta, ended = keys[1], keys[2], keys[3], keys[4]
   redis.call('PEXPIRE', session, fmt(ttl))
   if user ~= '' then
     if user ~= old_user then
       redis.call('HSET', session, F_USER, user)
     end
-    redis.call('ZADD', index, fmt(now + ttl), member)
-    if meta_rest ~= '' or redis.call('HEXISTS', meta, member) == 0 then
-      redis.call('HSET', meta, member, last_seen_value(now / 1000, meta_rest))
+    local added = redis.call('ZADD', index, fmt(now + ttl), member)
+    local seen = redis.call('HGET', meta, member)
+    if meta_rest ~= '' or not seen then
+      local created = redis.call('HGET', session, F_CREATED) or fmt(now / 1000)
+      redis.call('HSET', meta, member, meta_value(now / 1000, tonumber(created), meta_rest))
+    end
+    local limited = 0
+    if added == 1 then
+      limited = enforce_limit(index, meta, ended, limit, member)
     end
     refresh_index(index, meta, now)
+    return limited
   elseif old_user then
     redis.call('HDEL', session, F_USER)
     unindex(index, meta, member)
     refresh_index(index, meta, now)
   end
+  return 0
 end
 
 --[[
 load
   KEYS  session, index, meta
-  ARGV  member, touch_interval (s, 0 = never), absolute_max_age (s, 0 = none)
+  ARGV  member, touch_interval (s, 0 = never), absolute_max_age (s, 0 = none),
+        meta_rest (request facts, '' = keep)
   Reply nil when there is no live session, else HGETALL of the session.
   Side effects: deletes a session that was ended or outlived its absolute
-  lifetime; updates "last seen" when it is older than touch_interval.
+  lifetime; updates "last seen" (and the request facts) when it is older
+  than touch_interval.
 --]]
 local function load(keys, argv)
   local session, index, meta = keys[1], keys[2], keys[3]
   local member = argv[1]
-  local touch, absolute = tonumber(argv[2]), tonumber(argv[3])
+  local touch, absolute, rest = tonumber(argv[2]), tonumber(argv[3]), argv[4]
   local fields = redis.call('HGETALL', session)
   if #fields == 0 then
     return false
@@ -207,7 +263,11 @@ local function load(keys, argv)
       local seen = redis.call('HGET', meta, member)
       now = now or now_ms()
       if seen and tonumber(string.sub(seen, 1, 10)) + touch <= now / 1000 then
-        redis.call('HSET', meta, member, last_seen_value(now / 1000, string.sub(seen, 12)))
+        if rest == '' then
+          rest = string.sub(seen, 23)
+        end
+        redis.call('HSET', meta, member,
+          meta_value(now / 1000, tonumber(string.sub(seen, 12, 21)), rest))
       end
     end
   end
@@ -227,18 +287,20 @@ end
 
 --[[
 save
-  KEYS  session, index, meta
+  KEYS  session, index, meta, ended
   ARGV  mode, member, ttl_ms, user, meta_rest, absolute_max_age (s),
+        max_sessions_per_user (0 = no limit),
         nset, field, value, ..., ndel, field, ...
         mode 'c' creates and never overwrites; 'u' updates the given fields;
         'r' replaces all data fields. user is '' for an anonymous session.
-  Reply 1 saved, 0 exists (create only), -1 gone (update only; nothing is
-        written), -2 absolute lifetime over (the session is deleted).
+  Reply 1 + n saved (n sessions of the user ended by the limit), 0 exists
+        (create only), -1 gone (update only; nothing is written), -2
+        absolute lifetime over (the session is deleted).
 --]]
 local function save(keys, argv)
   local session, index, meta = keys[1], keys[2], keys[3]
   local mode, member, ttl, user, meta_rest = argv[1], argv[2], tonumber(argv[3]), argv[4], argv[5]
-  local absolute = tonumber(argv[6])
+  local absolute, limit = tonumber(argv[6]), tonumber(argv[7])
   local now = now_ms()
   local old_user = false
   if mode == 'c' then
@@ -260,7 +322,7 @@ local function save(keys, argv)
       drop_data_fields(session)
     end
   end
-  write_fields(session, argv, 7)
+  write_fields(session, argv, 8)
   ttl = effective_ttl(session, ttl, absolute, now)
   if ttl <= 0 then
     redis.call('DEL', session)
@@ -270,13 +332,12 @@ local function save(keys, argv)
     end
     return -2
   end
-  finish(session, index, meta, member, ttl, user, old_user, meta_rest, now)
-  return 1
+  return 1 + finish(keys, member, ttl, user, old_user, meta_rest, limit, now)
 end
 
 --[[
 cycle
-  KEYS  old session, new session, index, meta (one tag, so one slot)
+  KEYS  old session, new session, index, meta, ended (one tag, so one slot)
   ARGV  old member, new member, require_old ('1' or '0'), ttl_ms, user,
         meta_rest, absolute_max_age (s), nset, field, value, ..., ndel, ...
         The new session receives the creation time and metadata of the old
@@ -301,26 +362,29 @@ local function cycle(keys, argv)
     return -1
   end
   local created = fmt(now / 1000)
+  local seen = false
   if ok then
     created = redis.call('HGET', old, F_CREATED) or created
-    local seen = redis.call('HGET', meta, old_member)
-    if meta_rest == '' and seen then
-      meta_rest = string.sub(seen, 12)
-    end
+    seen = redis.call('HGET', meta, old_member)
   end
   redis.call('DEL', old)
   if old_user then
     unindex(index, meta, old_member)
   end
   redis.call('HSET', new, F_CREATED, created)
+  if seen then
+    -- Keep last seen, created and the request facts across the new key.
+    redis.call('HSET', meta, new_member, seen)
+  end
   write_fields(new, argv, 8)
   ttl = effective_ttl(new, ttl, absolute, now)
   if ttl <= 0 then
     redis.call('DEL', new)
+    unindex(index, meta, new_member)
     refresh_index(index, meta, now)
     return -2
   end
-  finish(new, index, meta, new_member, ttl, user, false, meta_rest, now)
+  finish({new, index, meta, keys[5]}, new_member, ttl, user, false, meta_rest, 0, now)
   return 1
 end
 
@@ -343,6 +407,116 @@ local function delete(keys, argv)
 end
 
 --[[
+list (no-writes)
+  KEYS  index, meta
+  ARGV  (none)
+  Reply member, expiry (unix ms), metadata ('' if none), ... for every live
+        session of the user, oldest expiry first.
+--]]
+local function list(keys, argv)
+  local entries = redis.call('ZRANGEBYSCORE', keys[1], '(' .. fmt(now_ms()), '+inf', 'WITHSCORES')
+  local out = {}
+  for i = 1, #entries, 2 do
+    local m = entries[i]
+    out[#out + 1] = m
+    out[#out + 1] = entries[i + 1]
+    out[#out + 1] = redis.call('HGET', keys[2], m) or ''
+  end
+  return out
+end
+
+--[[
+end_one
+  KEYS  session, index, meta
+  ARGV  member
+  Reply 1 if the session was a live session of this index (now ended and
+        deleted), else 0. A session of another user is never touched.
+--]]
+local function end_one(keys, argv)
+  local session, index, meta, member = keys[1], keys[2], keys[3], argv[1]
+  if not redis.call('ZSCORE', index, member) then
+    return 0
+  end
+  local now = now_ms()
+  local live = tonumber(redis.call('ZSCORE', index, member)) > now
+  redis.call('DEL', session)
+  unindex(index, meta, member)
+  refresh_index(index, meta, now)
+  return live and 1 or 0
+end
+
+--[[
+end_all
+  KEYS  index, meta, ended
+  ARGV  member to keep ('' for none)
+  Reply the number of live sessions ended. All of them leave the index in
+        this one step, so no save or cycle that starts later can keep them
+        alive; their hashes are deleted by purge (cleanup) or when touched.
+--]]
+local function end_all(keys, argv)
+  local index, meta, ended, keep = keys[1], keys[2], keys[3], argv[1]
+  local now = now_ms()
+  local keep_score, keep_meta = false, false
+  if keep ~= '' then
+    keep_score = redis.call('ZSCORE', index, keep)
+    if keep_score then
+      keep_meta = redis.call('HGET', meta, keep)
+      redis.call('ZREM', index, keep)
+    end
+  end
+  local count = redis.call('ZCOUNT', index, '(' .. fmt(now), '+inf')
+  if redis.call('EXISTS', index) == 1 then
+    redis.call('ZUNIONSTORE', ended, 2, ended, index, 'AGGREGATE', 'MAX')
+    redis.call('ZREMRANGEBYSCORE', ended, '-inf', now)
+    expire_with_last(ended, ended)
+  end
+  redis.call('DEL', index, meta)
+  if keep_score then
+    redis.call('ZADD', index, keep_score, keep)
+    if keep_meta then
+      redis.call('HSET', meta, keep, keep_meta)
+    end
+    refresh_index(index, meta, now)
+  end
+  return count
+end
+
+--[[
+stats (no-writes)
+  KEYS  index, meta
+  ARGV  since (unix s): count sessions last seen at or after it
+  Reply {live sessions, of which seen since}
+--]]
+local function stats(keys, argv)
+  local now = now_ms()
+  local live = redis.call('ZCOUNT', keys[1], '(' .. fmt(now), '+inf')
+  local since, active = tonumber(argv[1]), 0
+  if live > 0 then
+    for _, v in ipairs(redis.call('HVALS', keys[2])) do
+      if tonumber(string.sub(v, 1, 10)) >= since then
+        active = active + 1
+      end
+    end
+  end
+  return {live, math.min(active, live)}
+end
+
+--[[
+purge
+  KEYS  ended, session hash of each member below
+  ARGV  members of the ended set
+  Reply the number of session hashes deleted. The members leave the set.
+--]]
+local function purge(keys, argv)
+  local deleted = 0
+  for n = 1, #argv do
+    deleted = deleted + redis.call('DEL', keys[n + 1])
+    redis.call('ZREM', keys[1], argv[n])
+  end
+  return deleted
+end
+
+--[[
 prune
   KEYS  index, meta
   ARGV  (none)
@@ -354,12 +528,18 @@ local function prune(keys, argv)
 end
 
 local V = '__VERSION__'
-redis.register_function{function_name = 'charon_' .. V .. '_load', callback = load,
-  flags = {'allow-oom'}}
-redis.register_function{function_name = 'charon_' .. V .. '_exists', callback = exists,
-  flags = {'no-writes'}}
-redis.register_function('charon_' .. V .. '_save', save)
-redis.register_function('charon_' .. V .. '_cycle', cycle)
-redis.register_function{function_name = 'charon_' .. V .. '_delete', callback = delete,
-  flags = {'allow-oom'}}
-redis.register_function('charon_' .. V .. '_prune', prune)
+local function register(name, callback, flags)
+  redis.register_function{function_name = 'charon_' .. V .. '_' .. name,
+    callback = callback, flags = flags or {}}
+end
+register('load', load, {'allow-oom'})
+register('exists', exists, {'no-writes'})
+register('save', save)
+register('cycle', cycle)
+register('delete', delete, {'allow-oom'})
+register('list', list, {'no-writes'})
+register('end_one', end_one, {'allow-oom'})
+register('end_all', end_all, {'allow-oom'})
+register('stats', stats, {'no-writes'})
+register('purge', purge, {'allow-oom'})
+register('prune', prune)

@@ -1,0 +1,263 @@
+"""List and end a user's sessions, sync and async.
+
+Sessions are named by a public id: a hash of the session key, safe to show
+and to put in a URL; raw session keys never leave this module. Listing a
+user's sessions and ending all of them are one Redis function call each
+(one per ``SECRET_KEY`` in use, see :func:`~.keyspace.user_tags`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from . import functions as fn
+from .agents import describe_user_agent
+from .client import get_async_client, get_client
+from .conf import charon_settings
+from .keyspace import Keys, UserKeys, is_valid_member, member_of, user_tags
+from .signals import REASON_LOGOUT_EVERYWHERE, REASON_REVOKED, send_ended
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """One live session of a user, as shown to people."""
+
+    #: Public id: a hash of the session key, safe in URLs and logs.
+    id: str
+    created: datetime
+    last_seen: datetime
+    expires: datetime
+    #: Client IP when the session was last seen ("" if not captured).
+    ip: str
+    #: The user agent, cut to ``USER_AGENT_MAX_LENGTH`` ("" if not captured).
+    user_agent: str
+    #: Whether this is the session of the request that asked.
+    is_current: bool
+
+    @property
+    def browser(self) -> str:
+        """Return the browser family and major version, e.g. "Firefox 130"."""
+        return describe_user_agent(self.user_agent)[0]
+
+    @property
+    def os(self) -> str:
+        """Return the operating system, e.g. "Windows 11"."""
+        return describe_user_agent(self.user_agent)[1]
+
+
+@dataclass(frozen=True)
+class SessionStats:
+    """Counts over all users' live (authenticated) sessions."""
+
+    sessions: int
+    users: int
+    #: Sessions last seen within the window asked for (None if none asked).
+    active: int | None
+
+
+def user_id_of(user: Any) -> str:
+    """Return the id of ``user`` (a user object or a primary key) as sessions store it."""
+    meta = getattr(user, "_meta", None)
+    if meta is not None:
+        return str(meta.pk.value_to_string(user))
+    return str(user)
+
+
+def public_id(session_key: str) -> str:
+    """Return the public id of a session key."""
+    return member_of(session_key)
+
+
+def _prefix() -> str:
+    return charon_settings.KEY_PREFIX
+
+
+def _user_keys(user: Any) -> list[UserKeys]:
+    return [UserKeys.for_tag(_prefix(), tag) for tag in user_tags(user_id_of(user))]
+
+
+def _stamp(seconds: str) -> datetime:
+    return datetime.fromtimestamp(int(seconds or 0), tz=timezone.utc)
+
+
+def _parse_list(reply: Sequence[bytes], current: str | None) -> list[UserSession]:
+    out = []
+    for i in range(0, len(reply), 3):
+        member = reply[i].decode()
+        meta = reply[i + 2].decode("utf-8", "replace")
+        last_seen, created, rest = meta[:10], meta[11:21], meta[22:]
+        facts = json.loads(rest) if rest.startswith("{") else {}
+        out.append(
+            UserSession(
+                id=member,
+                created=_stamp(created),
+                last_seen=_stamp(last_seen),
+                expires=datetime.fromtimestamp(float(reply[i + 1]) / 1000, tz=timezone.utc),
+                ip=str(facts.get("ip", "")),
+                user_agent=str(facts.get("ua", "")),
+                is_current=member == current,
+            )
+        )
+    out.sort(key=lambda s: s.last_seen, reverse=True)
+    return out
+
+
+def _current_member(current_session_key: str | None) -> str | None:
+    return member_of(current_session_key) if current_session_key else None
+
+
+def list_sessions(user: Any, current_session_key: str | None = None) -> list[UserSession]:
+    """Return the live sessions of ``user``, most recently seen first.
+
+    Pass the request's ``session.session_key`` as ``current_session_key`` to
+    have that session marked ``is_current``.
+    """
+    client = get_client()
+    current = _current_member(current_session_key)
+    out: list[UserSession] = []
+    for keys in _user_keys(user):
+        out += _parse_list(fn.fcall(client, fn.LIST, [keys.index, keys.meta], []), current)
+    return sorted(out, key=lambda s: s.last_seen, reverse=True)
+
+
+async def alist_sessions(user: Any, current_session_key: str | None = None) -> list[UserSession]:
+    """Async twin of :func:`list_sessions`."""
+    client = get_async_client()
+    current = _current_member(current_session_key)
+    out: list[UserSession] = []
+    for keys in _user_keys(user):
+        reply = await fn.afcall(client, fn.LIST, [keys.index, keys.meta], [])
+        out += _parse_list(reply, current)
+    return sorted(out, key=lambda s: s.last_seen, reverse=True)
+
+
+def _notify(user: Any, count: int, reason: str) -> None:
+    send_ended(user if hasattr(user, "_meta") else None, user_id_of(user), count, reason)
+
+
+def _end_one_calls(user: Any, session_id: str) -> list[tuple[list[str], list[str]]]:
+    if not is_valid_member(session_id):
+        return []
+    calls = []
+    for uk in _user_keys(user):
+        keys = Keys.for_member(_prefix(), uk.tag, session_id)
+        calls.append(([keys.session, keys.index, keys.meta], [session_id]))
+    return calls
+
+
+def end_session(user: Any, session_id: str, *, reason: str = REASON_REVOKED) -> bool:
+    """End the session with public id ``session_id`` if it belongs to ``user``.
+
+    Return whether a live session was ended.
+    """
+    client = get_client()
+    for keys, args in _end_one_calls(user, session_id):
+        if fn.fcall(client, fn.END_ONE, keys, args):
+            _notify(user, 1, reason)
+            return True
+    return False
+
+
+async def aend_session(user: Any, session_id: str, *, reason: str = REASON_REVOKED) -> bool:
+    """Async twin of :func:`end_session`."""
+    client = get_async_client()
+    for keys, args in _end_one_calls(user, session_id):
+        if await fn.afcall(client, fn.END_ONE, keys, args):
+            _notify(user, 1, reason)
+            return True
+    return False
+
+
+def _end_all_calls(user: Any, keep: str | None) -> list[tuple[list[str], list[str]]]:
+    member = member_of(keep) if keep else ""
+    return [([k.index, k.meta, k.ended], [member]) for k in _user_keys(user)]
+
+
+def end_sessions(
+    user: Any,
+    *,
+    keep_session_key: str | None = None,
+    reason: str = REASON_LOGOUT_EVERYWHERE,
+) -> int:
+    """End every live session of ``user``, except ``keep_session_key`` if given.
+
+    Return how many ended. Sessions that start after this call are not
+    affected; every session that existed before is, atomically, including
+    requests in flight: their saves fail with ``UpdateError``.
+    """
+    client = get_client()
+    count = sum(
+        int(fn.fcall(client, fn.END_ALL, k, a)) for k, a in _end_all_calls(user, keep_session_key)
+    )
+    _notify(user, count, reason)
+    return count
+
+
+async def aend_sessions(
+    user: Any,
+    *,
+    keep_session_key: str | None = None,
+    reason: str = REASON_LOGOUT_EVERYWHERE,
+) -> int:
+    """Async twin of :func:`end_sessions`."""
+    client = get_async_client()
+    count = 0
+    for keys, args in _end_all_calls(user, keep_session_key):
+        count += int(await fn.afcall(client, fn.END_ALL, keys, args))
+    _notify(user, count, reason)
+    return count
+
+
+def _index_pattern() -> str:
+    return f"{_prefix()}:{{*}}:i"
+
+
+def _since(active_within: timedelta | None) -> int:
+    if active_within is None:
+        return 2**40  # far future: nothing counts as active
+    return int(time.time() - active_within.total_seconds())
+
+
+def _stats_args(index: Any, since: int) -> tuple[list[str], list[int]]:
+    name = index.decode() if isinstance(index, bytes) else str(index)
+    return [name, name[:-1] + "m"], [since]
+
+
+def session_stats(active_within: timedelta | None = None) -> SessionStats:
+    """Count live sessions, distinct users and, optionally, recently active sessions.
+
+    The cost grows with the number of users (one read-only call each).
+    """
+    client: Any = get_client()
+    since = _since(active_within)
+    sessions = users = active = 0
+    try:
+        for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
+            live, seen = fn.fcall(client, fn.STATS, *_stats_args(index, since))
+            sessions, users, active = sessions + live, users + (live > 0), active + seen
+    except RedisError as exc:
+        raise fn.translate(exc) from exc
+    return SessionStats(sessions, users, active if active_within is not None else None)
+
+
+async def asession_stats(active_within: timedelta | None = None) -> SessionStats:
+    """Async twin of :func:`session_stats`."""
+    client: Any = get_async_client()
+    since = _since(active_within)
+    sessions = users = active = 0
+    try:
+        async for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
+            live, seen = await fn.afcall(client, fn.STATS, *_stats_args(index, since))
+            sessions, users, active = sessions + live, users + (live > 0), active + seen
+    except RedisError as exc:
+        raise fn.translate(exc) from exc
+    return SessionStats(sessions, users, active if active_within is not None else None)
