@@ -6,80 +6,14 @@ a function are marked as coming from Lua and are not round trips.
 
 from __future__ import annotations
 
-import threading
-import uuid
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
-
 import pytest
 import redis
 
 from django_charon_sessions.client import get_client
 from django_charon_sessions.engine import SessionStore
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+from tests.commands import count, monitored
 
 pytestmark = pytest.mark.backends("redis", "cluster")
-
-
-class Monitor:
-    """Collect the commands clients send to one server until a marker arrives."""
-
-    def __init__(self, client: redis.Redis, marker: str) -> None:
-        self.client = client
-        self.marker = marker
-        self.commands: list[str] = []
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with self.client.monitor() as monitor:
-            self.ready.set()
-            for entry in monitor.listen():
-                command = entry["command"]
-                if self.marker in command:
-                    return
-                if entry.get("client_type") != "lua":
-                    self.commands.append(command)
-
-
-def _node_clients(backend) -> list[redis.Redis]:
-    if backend.name == "cluster":
-        return [n.redis_connection for n in backend.admin.get_primaries()]
-    return [backend.admin]
-
-
-@contextmanager
-def monitored(backend) -> Iterator[list[str]]:
-    marker = f"end-of-monitor-{uuid.uuid4().hex}"
-    senders = [
-        redis.Redis(
-            host=c.connection_pool.connection_kwargs["host"],
-            port=c.connection_pool.connection_kwargs["port"],
-        )
-        for c in _node_clients(backend)
-    ]
-    for sender in senders:
-        sender.ping()  # connect (and say HELLO) before monitoring starts
-    monitors = [Monitor(c, marker) for c in _node_clients(backend)]
-    for m in monitors:
-        m.thread.start()
-        m.ready.wait(5)
-    commands: list[str] = []
-    yield commands
-    for sender in senders:
-        sender.echo(marker)
-        sender.close()
-    for m in monitors:
-        m.thread.join(10)
-        commands += m.commands
-
-
-def count(backend, action: Callable[[], object]) -> list[str]:
-    with monitored(backend) as commands:
-        action()
-    return [c.split()[0].upper() for c in commands]
 
 
 def warm() -> SessionStore:
