@@ -66,10 +66,12 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         _check_numbers,
         _check_flags,
         _check_factory,
+        _check_metadata,
     ):
         errors += check(raw)
     errors += _check_serializer()
     errors += _check_engine()
+    errors += _check_middleware()
     return errors
 
 
@@ -241,7 +243,15 @@ def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
 
 def _check_flags(raw: dict[str, Any]) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    for name in ("CLUSTER", "LOAD_FUNCTIONS"):
+    for name in (
+        "CLUSTER",
+        "LOAD_FUNCTIONS",
+        "CAPTURE_IP",
+        "CAPTURE_USER_AGENT",
+        "END_OTHER_SESSIONS_ON_PASSWORD_CHANGE",
+        "END_SESSIONS_ON_DEACTIVATE",
+        "END_SESSIONS_ON_DELETE",
+    ):
         if name in raw and not isinstance(raw[name], bool):
             errors.append(
                 _error(
@@ -270,6 +280,92 @@ def _check_factory(raw: dict[str, Any]) -> list[CheckMessage]:
             "Give the dotted path of a function taking is_async (bool) and returning a "
             "redis.Redis, redis.asyncio.Redis or Cluster client.",
             12,
+        )
+    ]
+
+
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _check_metadata(raw: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    limit = raw.get("MAX_SESSIONS_PER_USER")
+    if limit is not None and not (_is_int(limit) and limit > 0):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['MAX_SESSIONS_PER_USER'] must be None or a positive integer.",
+                "None allows any number of sessions per user.",
+                15,
+            )
+        )
+    length = raw.get("USER_AGENT_MAX_LENGTH", DEFAULTS["USER_AGENT_MAX_LENGTH"])
+    if not (_is_int(length) and length > 0):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['USER_AGENT_MAX_LENGTH'] must be a positive integer.",
+                "The default, 256, keeps every common browser's header whole.",
+                16,
+            )
+        )
+    proxies = raw.get("TRUSTED_PROXIES", [])
+    if not isinstance(proxies, (list, tuple)) or not all(isinstance(p, str) for p in proxies):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['TRUSTED_PROXIES'] must be a list of IP addresses (strings).",
+                'For example ["10.0.0.1", "10.0.0.2"]: the proxies in front of Django.',
+                17,
+            )
+        )
+    count = raw.get("PROXY_COUNT")
+    if count is not None and not (_is_int(count) and count > 0):
+        errors.append(
+            _error(
+                "CHARON_SESSIONS['PROXY_COUNT'] must be None or a positive integer.",
+                "The number of proxies in front of Django, or None if there are none.",
+                18,
+            )
+        )
+    if (proxies or count is not None) and not _installed("python_ipware"):
+        errors.append(
+            _error(
+                "TRUSTED_PROXIES or PROXY_COUNT is set but python-ipware is not installed.",
+                "pip install 'django-charon-sessions[metadata]'.",
+                19,
+            )
+        )
+    return errors
+
+
+def _check_middleware() -> list[CheckMessage]:
+    if getattr(settings, "SESSION_ENGINE", "") != ENGINE:
+        return []
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    ours = "django_charon_sessions.middleware.SessionMetadataMiddleware"
+    django_session = "django.contrib.sessions.middleware.SessionMiddleware"
+    if ours in middleware and (
+        django_session not in middleware
+        or middleware.index(ours) > middleware.index(django_session)
+    ):
+        if _installed("ua_parser") or not charon_settings.CAPTURE_USER_AGENT:
+            return []
+        return [
+            _warning(
+                "ua-parser is not installed, so sessions show browser and OS as Unknown.",
+                "pip install 'django-charon-sessions[metadata]'.",
+                5,
+            )
+        ]
+    return [
+        _warning(
+            f"{ours} is not in MIDDLEWARE after Django's SessionMiddleware.",
+            "Without it sessions carry no IP or browser, and a password change ends the "
+            "session that made it too. Add it right after SessionMiddleware.",
+            4,
         )
     ]
 

@@ -65,6 +65,10 @@ DATABASES = {
 
 SESSION_ENGINE = "django_charon_sessions.engine"
 
+# CHARON_TEST_USER_MODEL=uuid: a custom user model with UUID primary keys.
+if os.environ.get("CHARON_TEST_USER_MODEL") == "uuid":
+    AUTH_USER_MODEL = "demo.User"
+
 if os.environ.get("CHARON_REDIS_URL"):
     CHARON_SESSIONS = {
         "URL": os.environ["CHARON_REDIS_URL"],

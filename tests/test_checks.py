@@ -45,6 +45,24 @@ def test_good_settings_pass():
         ({"MAX_CONNECTIONS": 0}, {}, "E013"),
         ({"CLUSTER": "yes"}, {}, "E014"),
         ({}, {"SESSION_ENGINE": "django.contrib.sessions.backends.db"}, "W003"),
+        ({}, {"MIDDLEWARE": ["django.contrib.sessions.middleware.SessionMiddleware"]}, "W004"),
+        (
+            {},
+            {
+                "MIDDLEWARE": [
+                    "django_charon_sessions.middleware.SessionMetadataMiddleware",
+                    "django.contrib.sessions.middleware.SessionMiddleware",
+                ]
+            },
+            "W004",
+        ),
+        ({"CAPTURE_IP": 1}, {}, "E014"),
+        ({"END_SESSIONS_ON_DELETE": "no"}, {}, "E014"),
+        ({"MAX_SESSIONS_PER_USER": 0}, {}, "E015"),
+        ({"USER_AGENT_MAX_LENGTH": -3}, {}, "E016"),
+        ({"TRUSTED_PROXIES": "10.0.0.1"}, {}, "E017"),
+        ({"TRUSTED_PROXIES": [10]}, {}, "E017"),
+        ({"PROXY_COUNT": 0}, {}, "E018"),
     ],
 )
 def test_each_check_id(config, other, expected):
@@ -104,3 +122,10 @@ def test_deploy_check_without_load_permission(backend):
 def test_version_parsing():
     assert checks._version_tuple("6.2.14") < (7, 0) <= checks._version_tuple("7.0.15")
     assert checks._version_tuple("7.2.4") >= (7, 0)
+
+
+def test_missing_optional_libraries(monkeypatch):
+    monkeypatch.setattr(checks, "_installed", lambda module: False)
+    assert "django_charon_sessions.E019" in ids({"PROXY_COUNT": 1})
+    assert ids({}) == ["django_charon_sessions.W005"]
+    assert ids({"CAPTURE_USER_AGENT": False}) == []

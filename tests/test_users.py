@@ -338,3 +338,13 @@ def test_last_seen_keeps_facts_fresh(backend, user):
         time.sleep(1.1)
         client.get("/", REMOTE_ADDR="192.0.2.99")
     assert facts_of(backend, client)["ip"] == "192.0.2.99"
+
+
+def test_user_model_in_use(user):
+    """Documents which user model this run exercises (see tox env *-uuid)."""
+    import os
+
+    expected = "demo.User" if os.environ.get("CHARON_TEST_USER_MODEL") == "uuid" else "auth.User"
+    assert user._meta.label == expected
+    if expected == "demo.User":
+        assert len(api.user_id_of(user)) == 36  # a UUID, not an integer
