@@ -198,6 +198,19 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Whole-number settings: (key, smallest allowed value, None allowed, hint, id).
+_INTEGERS = (
+    ("ABSOLUTE_MAX_AGE", 1, True, "For example 30 * 24 * 3600 ends every session 30 days "
+     "after it began.", 9),
+    ("LAST_SEEN_INTERVAL", 0, False, '0 turns "last seen" updates off; the default is 60.', 10),
+    ("MAX_CONNECTIONS", 1, True, "None lets redis-py open connections as needed.", 13),
+    ("MAX_SESSIONS_PER_USER", 1, True, "None allows any number of sessions per user.", 15),
+    ("USER_AGENT_MAX_LENGTH", 1, False, "The default, 256, keeps common browsers' headers "
+     "whole.", 16),
+    ("PROXY_COUNT", 1, True, "The number of proxies in front of Django, or None.", 18),
+)  # fmt: skip
+
+
 def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     for name in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"):
@@ -210,32 +223,16 @@ def _check_numbers(raw: dict[str, Any]) -> list[CheckMessage]:
                     7,
                 )
             )
-    absolute = raw.get("ABSOLUTE_MAX_AGE")
-    if absolute is not None and not (_is_int(absolute) and absolute > 0):
+    for name, smallest, none_ok, hint, n in _INTEGERS:
+        value = raw.get(name, DEFAULTS[name])
+        if (value is None and none_ok) or (_is_int(value) and value >= smallest):
+            continue
+        wanted = "0 or more" if smallest == 0 else "a positive integer"
         errors.append(
             _error(
-                "CHARON_SESSIONS['ABSOLUTE_MAX_AGE'] must be None or a positive number of seconds.",
-                "For example 30 * 24 * 3600 ends every session 30 days after it began.",
-                9,
-            )
-        )
-    interval = raw.get("LAST_SEEN_INTERVAL", DEFAULTS["LAST_SEEN_INTERVAL"])
-    if not (_is_int(interval) and interval >= 0):
-        errors.append(
-            _error(
-                "CHARON_SESSIONS['LAST_SEEN_INTERVAL'] must be a whole number of seconds, "
-                "0 or more.",
-                '0 turns "last seen" updates off; the default is 60.',
-                10,
-            )
-        )
-    pool = raw.get("MAX_CONNECTIONS")
-    if pool is not None and not (_is_int(pool) and pool > 0):
-        errors.append(
-            _error(
-                "CHARON_SESSIONS['MAX_CONNECTIONS'] must be None or a positive integer.",
-                "None lets redis-py open connections as needed.",
-                13,
+                f"CHARON_SESSIONS[{name!r}] must be {'None or ' if none_ok else ''}{wanted}.",
+                hint,
+                n,
             )
         )
     return errors
@@ -294,24 +291,6 @@ def _installed(module: str) -> bool:
 
 def _check_metadata(raw: dict[str, Any]) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    limit = raw.get("MAX_SESSIONS_PER_USER")
-    if limit is not None and not (_is_int(limit) and limit > 0):
-        errors.append(
-            _error(
-                "CHARON_SESSIONS['MAX_SESSIONS_PER_USER'] must be None or a positive integer.",
-                "None allows any number of sessions per user.",
-                15,
-            )
-        )
-    length = raw.get("USER_AGENT_MAX_LENGTH", DEFAULTS["USER_AGENT_MAX_LENGTH"])
-    if not (_is_int(length) and length > 0):
-        errors.append(
-            _error(
-                "CHARON_SESSIONS['USER_AGENT_MAX_LENGTH'] must be a positive integer.",
-                "The default, 256, keeps every common browser's header whole.",
-                16,
-            )
-        )
     proxies = raw.get("TRUSTED_PROXIES", [])
     if not isinstance(proxies, (list, tuple)) or not all(isinstance(p, str) for p in proxies):
         errors.append(
@@ -322,14 +301,6 @@ def _check_metadata(raw: dict[str, Any]) -> list[CheckMessage]:
             )
         )
     count = raw.get("PROXY_COUNT")
-    if count is not None and not (_is_int(count) and count > 0):
-        errors.append(
-            _error(
-                "CHARON_SESSIONS['PROXY_COUNT'] must be None or a positive integer.",
-                "The number of proxies in front of Django, or None if there are none.",
-                18,
-            )
-        )
     if (proxies or count is not None) and not _installed("python_ipware"):
         errors.append(
             _error(
