@@ -491,17 +491,18 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        """Remove expired entries from every user index.
+        """Remove stale index entries and ended sessions' data, for all users.
 
-        Redis expires sessions by itself and every write prunes its index,
-        so this is housekeeping for indexes nobody wrote to lately.
+        Redis expires sessions by itself and every write prunes its index, so
+        this is housekeeping; ``manage.py sessions_cleanup`` runs the same
+        work with a report.
         """
-        from .maintenance import prune_indexes
+        from .maintenance import cleanup
 
-        prune_indexes()
+        cleanup()
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        from .maintenance import aprune_indexes
+        from .maintenance import acleanup
 
-        await aprune_indexes()
+        await acleanup()

@@ -1,25 +1,71 @@
-"""Housekeeping over all users: what ``clear_expired`` runs.
+"""Cleanup over all users: what ``sessions_cleanup`` and ``clear_expired`` run.
 
 Redis expires sessions by itself and every write prunes its user's index, so
-nothing here is needed for correctness. It removes expired entries from
-indexes nobody wrote to lately, and deletes the hashes of ended sessions
-(which are dead already) so their memory comes back before their TTL.
+nothing here is needed for correctness. Cleanup removes index entries whose
+session expired or vanished (evicted under ``maxmemory``, say) from indexes
+nobody wrote to lately, and deletes the hashes of ended sessions (dead
+already) so their memory comes back before their TTL.
+
+It walks the keyspace with ``SCAN`` (never ``KEYS``) on every primary, in
+batches, and pipelines its calls per node: two round trips per batch of user
+indexes. Every removal is decided inside a function call, so two runs that
+overlap, or a run that races with logins, remove only what is stale.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from . import functions as fn
-from .client import get_async_client, get_client
+from .client import get_async_client, get_client, is_cluster
 from .conf import charon_settings
 
-#: The prune function removes at most this many entries per call.
-PRUNE_LIMIT = 64
-SCAN_COUNT = 1000
-PURGE_BATCH = 500
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+DEFAULT_BATCH = 1000
+#: Members sent to one sweep call.
+SWEEP_CHUNK = 1000
+
+
+@dataclass
+class UserReport:
+    """What cleanup found in one user's index (named by its tag)."""
+
+    tag: str
+    expired: int = 0
+    vanished: int = 0
+    live: int = 0
+
+
+@dataclass
+class CleanupReport:
+    """Totals of one cleanup run."""
+
+    dry_run: bool = False
+    indexes: int = 0
+    expired: int = 0
+    vanished: int = 0
+    ended_purged: int = 0
+    live_sessions: int = 0
+    users: int = 0
+    details: list[UserReport] = field(default_factory=list)
+
+    @property
+    def removed(self) -> int:
+        return self.expired + self.vanished + self.ended_purged
+
+    def add(self, user: UserReport, keep_detail: bool) -> None:
+        self.indexes += 1
+        self.expired += user.expired
+        self.vanished += user.vanished
+        self.live_sessions += user.live
+        self.users += user.live > 0
+        if keep_detail:
+            self.details.append(user)
 
 
 def _pattern(kind: str) -> str:
@@ -30,47 +76,132 @@ def _name(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _purge_call(ended: str, members: list[bytes]) -> tuple[list[str], list[str]]:
-    base = ended[:-1]  # "P:{T}:" of "P:{T}:x"
-    names = [_name(m) for m in members]
-    return [ended, *(base + "s:" + m for m in names)], names
+def _tag(key: str) -> str:
+    return key[key.index("{") + 1 : key.index("}")]
 
 
-def prune_indexes() -> int:
-    """Remove expired index entries and ended sessions' hashes; return how many."""
+def _session_keys(key: str, members: Iterable[str]) -> list[str]:
+    base = key[:-1]  # "P:{T}:" of "P:{T}:i" or "P:{T}:x"
+    return [base + "s:" + m for m in members]
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _batches(client: Any, pattern: str, size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for raw in client.scan_iter(match=pattern, count=size, _type="zset"):
+        batch.append(_name(raw))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _by_node(client: Any, keys: list[str]) -> list[tuple[Any, list[str]]]:
+    """Group keys by the node that serves them (one group on standalone)."""
+    if not is_cluster(client):
+        return [(client, keys)]
+    groups: dict[str, tuple[Any, list[str]]] = {}
+    for key in keys:
+        node = client.get_node_from_key(key)
+        groups.setdefault(node.name, (client.get_redis_connection(node), []))[1].append(key)
+    return list(groups.values())
+
+
+def _sweep_index_batch(node: Any, indexes: list[str], dry: str) -> list[UserReport]:
+    pipe = node.pipeline(transaction=False)
+    for index in indexes:
+        pipe.zrange(index, 0, -1)
+    member_lists = pipe.execute()
+    pipe = node.pipeline(transaction=False)
+    calls: list[str] = []
+    for index, raw_members in zip(indexes, member_lists, strict=True):
+        members = [_name(m) for m in raw_members]
+        for chunk in _chunks(members, SWEEP_CHUNK):
+            keys = [index, index[:-1] + "m", *_session_keys(index, chunk)]
+            pipe.execute_command("FCALL", fn.SWEEP, len(keys), *keys, dry, *chunk)
+            calls.append(index)
+    reports = {index: UserReport(_tag(index)) for index in indexes}
+    for index, (expired, vanished, live) in zip(calls, pipe.execute(), strict=True):
+        r = reports[index]
+        r.expired, r.vanished, r.live = r.expired + expired, r.vanished + vanished, r.live + live
+    return list(reports.values())
+
+
+def _purge_ended_batch(node: Any, ended_keys: list[str], dry_run: bool) -> int:
+    purged = 0
+    for ended in ended_keys:
+        if dry_run:
+            purged += int(node.zcard(ended))
+            continue
+        while members := [_name(m) for m in node.zrange(ended, 0, SWEEP_CHUNK - 1)]:
+            keys = [ended, *_session_keys(ended, members)]
+            purged += int(node.execute_command("FCALL", fn.PURGE, len(keys), *keys, *members))
+    return purged
+
+
+def cleanup(
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    dry_run: bool = False,
+    detail: bool = False,
+    progress: Callable[[CleanupReport], None] | None = None,
+) -> CleanupReport:
+    """Remove stale index entries and ended sessions' data; return the report.
+
+    With ``dry_run`` nothing is removed and the report says what would be.
+    ``progress`` is called after each batch with the report so far.
+    """
     client: Any = get_client()
-    removed = 0
+    report = CleanupReport(dry_run=dry_run)
+    dry = "1" if dry_run else "0"
     try:
-        for raw in client.scan_iter(match=_pattern("i"), count=SCAN_COUNT, _type="zset"):
-            index = _name(raw)
-            while (n := int(fn.fcall(client, fn.PRUNE, [index, index[:-1] + "m"], []))) > 0:
-                removed += n
-                if n < PRUNE_LIMIT:
-                    break
-        for raw in client.scan_iter(match=_pattern("x"), count=SCAN_COUNT, _type="zset"):
-            ended = _name(raw)
-            while members := client.zrange(ended, 0, PURGE_BATCH - 1):
-                removed += int(fn.fcall(client, fn.PURGE, *_purge_call(ended, members)))
+        if charon_settings.LOAD_FUNCTIONS:
+            fn.load_library(client)  # pipelines cannot load it on demand
+        for batch in _batches(client, _pattern("i"), batch_size):
+            for node, indexes in _by_node(client, batch):
+                for user in _sweep_index_batch(node, indexes, dry):
+                    report.add(user, detail)
+            if progress:
+                progress(report)
+        for batch in _batches(client, _pattern("x"), batch_size):
+            for node, ended in _by_node(client, batch):
+                report.ended_purged += _purge_ended_batch(node, ended, dry_run)
+            if progress:
+                progress(report)
     except RedisError as exc:
         raise fn.translate(exc) from exc
-    return removed
+    return report
 
 
-async def aprune_indexes() -> int:
-    """Async twin of :func:`prune_indexes`."""
+async def acleanup(*, batch_size: int = DEFAULT_BATCH, dry_run: bool = False) -> CleanupReport:
+    """Async twin of :func:`cleanup` (one call per user, without pipelining)."""
     client: Any = get_async_client()
-    removed = 0
+    report = CleanupReport(dry_run=dry_run)
+    dry = "1" if dry_run else "0"
     try:
-        async for raw in client.scan_iter(match=_pattern("i"), count=SCAN_COUNT, _type="zset"):
+        async for raw in client.scan_iter(match=_pattern("i"), count=batch_size, _type="zset"):
             index = _name(raw)
-            while (n := int(await fn.afcall(client, fn.PRUNE, [index, index[:-1] + "m"], []))) > 0:
-                removed += n
-                if n < PRUNE_LIMIT:
-                    break
-        async for raw in client.scan_iter(match=_pattern("x"), count=SCAN_COUNT, _type="zset"):
+            user = UserReport(_tag(index))
+            members = [_name(m) for m in await client.zrange(index, 0, -1)]
+            for chunk in _chunks(members, SWEEP_CHUNK):
+                keys = [index, index[:-1] + "m", *_session_keys(index, chunk)]
+                expired, vanished, live = await fn.afcall(client, fn.SWEEP, keys, [dry, *chunk])
+                user.expired, user.vanished = user.expired + expired, user.vanished + vanished
+                user.live += live
+            report.add(user, keep_detail=False)
+        async for raw in client.scan_iter(match=_pattern("x"), count=batch_size, _type="zset"):
             ended = _name(raw)
-            while members := await client.zrange(ended, 0, PURGE_BATCH - 1):
-                removed += int(await fn.afcall(client, fn.PURGE, *_purge_call(ended, members)))
+            if dry_run:
+                report.ended_purged += int(await client.zcard(ended))
+                continue
+            while members := [_name(m) for m in await client.zrange(ended, 0, SWEEP_CHUNK - 1)]:
+                keys = [ended, *_session_keys(ended, members)]
+                report.ended_purged += int(await fn.afcall(client, fn.PURGE, keys, members))
     except RedisError as exc:
         raise fn.translate(exc) from exc
-    return removed
+    return report

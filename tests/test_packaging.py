@@ -34,7 +34,7 @@ def test_library_source_is_versioned():
     names = {f[1].decode() for f in library[library.index(b"functions") + 1]}
     expected = {
         functions.LOAD, functions.EXISTS, functions.SAVE, functions.CYCLE, functions.DELETE,
-        functions.PRUNE, functions.LIST, functions.END_ONE, functions.END_ALL,
+        functions.SWEEP, functions.LIST, functions.END_ONE, functions.END_ALL,
         functions.STATS, functions.PURGE,
     }  # fmt: skip
     assert names == expected

@@ -517,14 +517,41 @@ local function purge(keys, argv)
 end
 
 --[[
-prune
-  KEYS  index, meta
-  ARGV  (none)
-  Reply the number of expired index entries removed (at most PRUNE_LIMIT
-        per call; call again while the reply equals that limit).
+sweep
+  KEYS  index, meta, then the session hash of each member below
+  ARGV  dry_run ('1' or '0'), members of the index
+  Reply {expired, vanished, live}: members whose expiry passed, members
+        whose session hash is gone (evicted, for example), and the rest.
+        Unless dry_run, the first two kinds leave the index and metadata.
 --]]
-local function prune(keys, argv)
-  return refresh_index(keys[1], keys[2], now_ms())
+local function sweep(keys, argv)
+  local index, meta = keys[1], keys[2]
+  local now = now_ms()
+  local expired, vanished, live = 0, 0, 0
+  local stale = {}
+  for n = 2, #argv do
+    local m = argv[n]
+    local score = redis.call('ZSCORE', index, m)
+    if score then
+      if tonumber(score) <= now then
+        expired = expired + 1
+        stale[#stale + 1] = m
+      elseif redis.call('EXISTS', keys[n + 1]) == 0 then
+        vanished = vanished + 1
+        stale[#stale + 1] = m
+      else
+        live = live + 1
+      end
+    end
+  end
+  if argv[1] ~= '1' and #stale > 0 then
+    call_chunked('ZREM', index, stale, 1, #stale)
+    call_chunked('HDEL', meta, stale, 1, #stale)
+    if not expire_with_last(index, index) or not expire_with_last(meta, index) then
+      redis.call('DEL', meta)
+    end
+  end
+  return {expired, vanished, live}
 end
 
 local V = '__VERSION__'
@@ -542,4 +569,4 @@ register('end_one', end_one, {'allow-oom'})
 register('end_all', end_all, {'allow-oom'})
 register('stats', stats, {'no-writes'})
 register('purge', purge, {'allow-oom'})
-register('prune', prune)
+register('sweep', sweep)
