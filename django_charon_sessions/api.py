@@ -177,8 +177,10 @@ async def aend_session(user: Any, session_id: str, *, reason: str = REASON_REVOK
     return False
 
 
-def _end_all_calls(user: Any, keep: str | None) -> list[tuple[list[str], list[str]]]:
-    member = member_of(keep) if keep else ""
+def _end_all_calls(
+    user: Any, keep_key: str | None, keep_id: str | None
+) -> list[tuple[list[str], list[str]]]:
+    member = member_of(keep_key) if keep_key else (keep_id or "")
     return [([k.index, k.meta, k.ended], [member]) for k in _user_keys(user)]
 
 
@@ -186,18 +188,21 @@ def end_sessions(
     user: Any,
     *,
     keep_session_key: str | None = None,
+    keep_session_id: str | None = None,
     reason: str = REASON_LOGOUT_EVERYWHERE,
 ) -> int:
-    """End every live session of ``user``, except ``keep_session_key`` if given.
+    """End every live session of ``user``, except the one to keep, if given.
 
-    Return how many ended. Sessions that start after this call are not
-    affected; every session that existed before is, atomically, including
-    requests in flight: their saves fail with ``UpdateError``.
+    Name the session to keep by its key (``keep_session_key``, e.g. the
+    request's) or its public id (``keep_session_id``). Return how many
+    ended. Sessions that start after this call are not affected; every
+    session that existed before is, atomically, including requests in
+    flight: their saves fail with ``UpdateError``.
     """
     client = get_client()
-    count = sum(
-        int(fn.fcall(client, fn.END_ALL, k, a)) for k, a in _end_all_calls(user, keep_session_key)
-    )
+    count = 0
+    for keys, args in _end_all_calls(user, keep_session_key, keep_session_id):
+        count += int(fn.fcall(client, fn.END_ALL, keys, args))
     _notify(user, count, reason)
     return count
 
@@ -206,12 +211,13 @@ async def aend_sessions(
     user: Any,
     *,
     keep_session_key: str | None = None,
+    keep_session_id: str | None = None,
     reason: str = REASON_LOGOUT_EVERYWHERE,
 ) -> int:
     """Async twin of :func:`end_sessions`."""
     client = get_async_client()
     count = 0
-    for keys, args in _end_all_calls(user, keep_session_key):
+    for keys, args in _end_all_calls(user, keep_session_key, keep_session_id):
         count += int(await fn.afcall(client, fn.END_ALL, keys, args))
     _notify(user, count, reason)
     return count
@@ -261,3 +267,23 @@ async def asession_stats(active_within: timedelta | None = None) -> SessionStats
     except RedisError as exc:
         raise fn.translate(exc) from exc
     return SessionStats(sessions, users, active if active_within is not None else None)
+
+
+def end_all_users(*, reason: str = "all_users") -> tuple[int, int]:
+    """End every session of every user on the site; return (sessions, users).
+
+    One call per user index, found with ``SCAN``. The signal is sent once,
+    with ``user`` None, ``user_id`` "*" and the total count.
+    """
+    client: Any = get_client()
+    sessions = users = 0
+    try:
+        for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
+            name = index.decode() if isinstance(index, bytes) else str(index)
+            keys = [name, name[:-1] + "m", name[:-1] + "x"]
+            ended = int(fn.fcall(client, fn.END_ALL, keys, [""]))
+            sessions, users = sessions + ended, users + (ended > 0)
+    except RedisError as exc:
+        raise fn.translate(exc) from exc
+    send_ended(None, "*", sessions, reason)
+    return sessions, users

@@ -1,0 +1,66 @@
+"""manage.py sessions_functions: see and load the Redis function library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+from redis.exceptions import RedisError
+
+from ... import functions as fn
+from ...client import describe_target, get_client
+from ..base import SessionsCommand
+
+
+def _libraries_per_node(client: Any) -> dict[str, list[str]]:
+    listing = client.function_list()
+    per_node = listing if isinstance(listing, dict) else {"redis": listing}
+    out: dict[str, list[str]] = {}
+    for node, entries in per_node.items():
+        names = []
+        for entry in entries or []:
+            pairs = dict(zip(entry[::2], entry[1::2], strict=False))
+            name = pairs.get(b"library_name", pairs.get("library_name"))
+            if name is not None:
+                names.append(name.decode() if isinstance(name, bytes) else str(name))
+        out[str(node)] = sorted(n for n in names if n.startswith("charon_"))
+    return out
+
+
+class Command(SessionsCommand):
+    help = (
+        "Show which versions of the session store's Redis function library each server "
+        "holds (status), load this version (load), or print its source (source) for an "
+        "operator to load with: redis-cli -x FUNCTION LOAD REPLACE < charon.lua"
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "action", choices=["status", "load", "source"], nargs="?", default="status"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "source":
+            self.stdout.write(fn.SOURCE, ending="")
+            return
+        client = get_client()
+        if action == "load":
+            fn.load_library(client)
+        try:
+            per_node = _libraries_per_node(client)
+        except RedisError as exc:
+            raise CommandError(str(fn.translate(exc))) from exc
+        missing = sorted(node for node, names in per_node.items() if fn.LIBRARY not in names)
+        if self.as_json:
+            self.emit_json({"library": fn.LIBRARY, "loaded": not missing, "servers": per_node})
+            return
+        if action == "load":
+            self.say(f"Loaded {fn.LIBRARY} on {describe_target()}.")
+        self.say(f"This version needs {fn.LIBRARY}.")
+        for node, names in sorted(per_node.items()):
+            shown = ", ".join(names) or "no charon library"
+            self.say(f"  {node}: {shown}")
+        if missing:
+            self.say(f"Missing on: {', '.join(missing)}. Run: manage.py sessions_functions load")

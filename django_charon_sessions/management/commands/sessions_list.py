@@ -1,0 +1,98 @@
+"""manage.py sessions_list: one user's sessions, or activity over all users."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ... import api
+from ..base import SessionsCommand, describe_user, parse_duration, plural, resolve_user
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from django.core.management.base import CommandParser
+
+COLUMNS = ("ID", "CREATED", "LAST SEEN", "IP", "BROWSER / OS", "EXPIRES")
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+class Command(SessionsCommand):
+    help = (
+        "List a user's live sessions (public id, created, last seen, IP, browser and OS, "
+        "expiry), or, with no USER, how many sessions and users are live and active."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "user", nargs="?", metavar="USER", help="Primary key, username or email."
+        )
+        parser.add_argument(
+            "--active-within",
+            default="15m",
+            metavar="DURATION",
+            help="For the summary: count sessions seen within this long (900, 15m, 2h, 7d; "
+            "default 15m).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["user"] is None:
+            return self._summary(parse_duration(options["active_within"]))
+        user = resolve_user(options["user"])
+        sessions = api.list_sessions(user)
+        if self.as_json:
+            self.emit_json(
+                [
+                    {
+                        "id": s.id,
+                        "created": s.created.isoformat(),
+                        "last_seen": s.last_seen.isoformat(),
+                        "expires": s.expires.isoformat(),
+                        "ip": s.ip,
+                        "browser": s.browser,
+                        "os": s.os,
+                    }
+                    for s in sessions
+                ]
+            )
+            return None
+        if not sessions:
+            self.say(f"{describe_user(user)} has no live sessions.")
+            return None
+        rows = [COLUMNS] + [
+            (s.id, _when(s.created), _when(s.last_seen), s.ip or "-",
+             f"{s.browser} / {s.os}", _when(s.expires))
+            for s in sessions
+        ]  # fmt: skip
+        for line in _table(rows):
+            self.say(line)
+        self.say(f"{plural(len(sessions), 'live session')} of {describe_user(user)}.")
+        return None
+
+    def _summary(self, seconds: int) -> None:
+        stats = api.session_stats(active_within=timedelta(seconds=seconds))
+        if self.as_json:
+            self.emit_json(
+                {
+                    "sessions": stats.sessions,
+                    "users": stats.users,
+                    "active": stats.active,
+                    "active_within_seconds": seconds,
+                }
+            )
+            return
+        self.say(f"Live sessions: {stats.sessions}")
+        self.say(f"Users with live sessions: {stats.users}")
+        self.say(f"Active within {seconds}s: {stats.active}")
