@@ -1,0 +1,249 @@
+"""The management commands, with their whole outputs, on every backend."""
+
+from __future__ import annotations
+
+import json
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from django_charon_sessions import api, functions
+from django_charon_sessions.engine import SessionStore
+from django_charon_sessions.keyspace import Keys, member_of, user_tag
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def run_json(*args: str) -> object:
+    return json.loads(run(*args, "--json"))
+
+
+@pytest.fixture
+def ada(django_user_model):
+    return django_user_model.objects.create_user("ada", email="ada@example.com", password="x")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", email="bob@example.com", password="x")
+
+
+def sessions_of(user, n: int, expiry: int | None = None) -> list[str]:
+    keys = []
+    for _ in range(n):
+        s = SessionStore()
+        s["_auth_user_id"] = api.user_id_of(user)
+        if expiry is not None:
+            s.set_expiry(expiry)
+        s.save()
+        keys.append(s.session_key)
+    return keys
+
+
+# -- sessions_cleanup ----------------------------------------------------------------
+
+
+@pytest.fixture
+def stale(backend, ada, bob):
+    """ada: 2 live sessions, 1 expired and 1 vanished index entry; bob: 2 ended."""
+    sessions_of(ada, 1, expiry=1)
+    live = sessions_of(ada, 3)
+    backend.admin.delete(Keys.for_session("charon", live[0]).session)  # evicted
+    sessions_of(bob, 2)
+    api.end_sessions(bob)
+    time.sleep(1.1)
+    return ada
+
+
+def test_cleanup_dry_run_then_run_then_nothing_left(backend, stale):
+    assert run("sessions_cleanup", "--dry-run") == (
+        "Would remove 2 stale index entries (1 expired, 1 vanished) and the data of "
+        "2 ended sessions.\n"
+        "Live: 2 sessions of 1 user (1 user index scanned).\n"
+    )
+    assert run("sessions_cleanup") == (
+        "Removed 2 stale index entries (1 expired, 1 vanished) and the data of "
+        "2 ended sessions.\n"
+        "Live: 2 sessions of 1 user (1 user index scanned).\n"
+    )
+    assert run("sessions_cleanup") == (
+        "Removed 0 stale index entries (0 expired, 0 vanished) and the data of "
+        "0 ended sessions.\n"
+        "Live: 2 sessions of 1 user (1 user index scanned).\n"
+    )
+    assert len(api.list_sessions(stale)) == 2
+    assert [k for k in backend.keys() if k.endswith((b":x",))] == []
+
+
+def test_cleanup_json_and_detail(backend, stale):
+    tag = user_tag(api.user_id_of(stale))
+    out = StringIO()
+    call_command("sessions_cleanup", "--dry-run", verbosity=2, stdout=out)
+    assert out.getvalue().splitlines()[0] == f"  user {tag}: 1 expired, 1 vanished, 2 live"
+    assert run_json("sessions_cleanup", "--batch-size", "1") == {
+        "dry_run": False,
+        "indexes": 1,
+        "expired": 1,
+        "vanished": 1,
+        "ended_purged": 2,
+        "live_sessions": 2,
+        "users": 1,
+    }
+
+
+def test_cleanup_is_what_clear_expired_does(backend, stale):
+    call_command("clearsessions")
+    assert run_json("sessions_cleanup")["expired"] == 0  # type: ignore[index]
+
+
+def test_cleanup_bad_batch_size(backend):
+    with pytest.raises(CommandError, match="--batch-size must be 1 or more"):
+        run("sessions_cleanup", "--batch-size", "0")
+
+
+def test_cleanup_with_redis_unreachable():
+    config = {"URL": "redis://127.0.0.1:1/0", "SOCKET_CONNECT_TIMEOUT": 0.2}
+    with (
+        override_settings(CHARON_SESSIONS=config),
+        pytest.raises(
+            CommandError, match="Session store unavailable: Redis at redis://127.0.0.1:1/0"
+        ),
+    ):
+        run("sessions_cleanup")
+
+
+# -- sessions_kill_user ----------------------------------------------------------------
+
+
+def test_kill_user_by_username_pk_and_email(backend, ada, bob):
+    sessions_of(ada, 2)
+    sessions_of(bob, 1)
+    assert run("sessions_kill_user", "ada", str(bob.pk)) == (
+        f"Ended 2 sessions of ada (pk {ada.pk}).\n"
+        f"Ended 1 session of bob (pk {bob.pk}).\n"
+        "Ended 3 sessions of 2 users in all.\n"
+    )
+    sessions_of(ada, 1)
+    assert (
+        run("sessions_kill_user", "ADA@example.com") == f"Ended 1 session of ada (pk {ada.pk}).\n"
+    )
+    assert api.list_sessions(ada) == [] and api.list_sessions(bob) == []
+
+
+def test_kill_user_dry_run_and_keep(backend, ada):
+    keys = sessions_of(ada, 3)
+    keep = member_of(keys[1])
+    assert run("sessions_kill_user", "ada", "--dry-run", "--keep-session", keep) == (
+        f"Would end 2 sessions of ada (pk {ada.pk}).\n"
+    )
+    assert len(api.list_sessions(ada)) == 3
+    assert run_json("sessions_kill_user", "ada", "--keep-session", keep) == {
+        "dry_run": False,
+        "users": [{"user": "ada", "pk": str(ada.pk), "ended": 2}],
+        "total": 2,
+    }
+    assert [s.id for s in api.list_sessions(ada)] == [keep]
+
+
+def test_kill_all_users(backend, ada, bob):
+    sessions_of(ada, 2)
+    sessions_of(bob, 1)
+    assert run("sessions_kill_user", "--all-users", "--dry-run") == (
+        "Would end 3 sessions of 2 users.\n"
+    )
+    assert run("sessions_kill_user", "--all-users", "--yes") == "Ended 3 sessions of 2 users.\n"
+    assert api.list_sessions(ada) == [] and api.list_sessions(bob) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "Name at least one USER, or use --all-users --yes."),
+        (("--all-users",), "--all-users ends every session on the site; add --yes."),
+        (("ada", "--all-users", "--yes"), "--all-users takes no USER and no --keep-session."),
+        (("ada", "--keep-session", "nope"), "'nope' is not a public session id"),
+        (("nobody",), "No user matches 'nobody' (tried primary key, username and email)."),
+        (("ada", "nobody"), "No user matches 'nobody'"),
+    ],
+)
+def test_kill_user_mistakes(backend, ada, args, message):
+    sessions_of(ada, 1)
+    with pytest.raises(CommandError) as info:
+        run("sessions_kill_user", *args)
+    assert str(info.value).startswith(message)
+    assert len(api.list_sessions(ada)) == 1  # all or nothing
+
+
+# -- sessions_list ---------------------------------------------------------------------
+
+
+def test_list_a_users_sessions(backend, ada):
+    sessions_of(ada, 2)
+    listed = api.list_sessions(ada)
+    lines = run("sessions_list", "ada").splitlines()
+    assert lines[0].split() == [
+        "ID",
+        "CREATED",
+        "LAST",
+        "SEEN",
+        "IP",
+        "BROWSER",
+        "/",
+        "OS",
+        "EXPIRES",
+    ]
+    for line, s in zip(lines[1:3], listed, strict=True):
+        stamp = "%Y-%m-%d %H:%M UTC"
+        assert line.split("  ")[0] == s.id
+        assert s.created.strftime(stamp) in line and s.expires.strftime(stamp) in line
+        assert " - " in line and "Unknown / Unknown" in line
+    assert lines[3] == f"2 live sessions of ada (pk {ada.pk})."
+    assert len(lines) == 4
+    data = run_json("sessions_list", str(ada.pk))
+    assert [d["id"] for d in data] == [s.id for s in listed]  # type: ignore[union-attr]
+
+
+def test_list_without_sessions(backend, ada):
+    assert run("sessions_list", "ada") == f"ada (pk {ada.pk}) has no live sessions.\n"
+
+
+def test_list_summary(backend, ada, bob):
+    sessions_of(ada, 2)
+    sessions_of(bob, 1)
+    assert run("sessions_list", "--active-within", "2h") == (
+        "Live sessions: 3\nUsers with live sessions: 2\nActive within 7200s: 3\n"
+    )
+    assert run_json("sessions_list") == {
+        "sessions": 3,
+        "users": 2,
+        "active": 3,
+        "active_within_seconds": 900,
+    }
+    with pytest.raises(CommandError, match="is not a duration"):
+        run("sessions_list", "--active-within", "soon")
+
+
+# -- sessions_functions ----------------------------------------------------------------
+
+
+def test_functions_status_load_and_source(backend):
+    backend.admin.function_flush()
+    status = run_json("sessions_functions")
+    assert status["library"] == functions.LIBRARY and status["loaded"] is False  # type: ignore[index]
+    text = run("sessions_functions", "load")
+    assert text.startswith(f"Loaded {functions.LIBRARY} on ")
+    assert "Missing on" not in text
+    status = run_json("sessions_functions", "status")
+    assert status["loaded"] is True  # type: ignore[index]
+    assert all(names == [functions.LIBRARY] for names in status["servers"].values())  # type: ignore[index]
+    assert run("sessions_functions", "source") == functions.SOURCE
