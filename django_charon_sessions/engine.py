@@ -32,7 +32,11 @@ from .codec import FIELD_USER, BadSignatureError, Codec
 from .conf import charon_settings
 from .keyspace import (
     Keys,
+    alias_key,
+    is_legacy_key,
     is_valid_session_key,
+    legacy_tag,
+    member_of,
     new_session_key,
     random_tag,
     tag_of,
@@ -124,6 +128,8 @@ class SessionStore(SessionBase):
         # A key chosen by cycle_key() that is not written yet; save() may
         # still swap it for one in the user's slot.
         self._provisional = False
+        # Tags of imported (legacy) keys, read from their alias keys.
+        self._legacy_tags: dict[str, str] = {}
         #: Facts about the request (JSON: IP, user agent) stored with an
         #: authenticated session; set by SessionMetadataMiddleware.
         self.client_facts = ""
@@ -136,7 +142,7 @@ class SessionStore(SessionBase):
     # -- keys -------------------------------------------------------------
 
     def _validate_session_key(self, key: Any) -> bool:
-        return is_valid_session_key(key)
+        return is_valid_session_key(key) or is_legacy_key(key)
 
     def _get_new_session_key(self) -> str:
         # Uniqueness is enforced by the create call itself, never by a
@@ -155,10 +161,39 @@ class SessionStore(SessionBase):
             return current
         return user_tag(uid)
 
+    def _tag(self, session_key: str) -> str:
+        if is_legacy_key(session_key):
+            return self._legacy_tags[session_key]  # resolved before any call
+        return tag_of(session_key)
+
     def _keys(self, session_key: str | None = None) -> Keys:
         key = session_key or self.session_key
         assert key is not None
-        return Keys.for_session(context().prefix, key)
+        return Keys.for_member(context().prefix, self._tag(key), member_of(key))
+
+    # -- imported keys ----------------------------------------------------
+
+    def _alias(self, session_key: str | None) -> str | None:
+        """Return the alias key to read for an unresolved imported key, else None."""
+        known = session_key in self._legacy_tags
+        if session_key and is_legacy_key(session_key) and not known:
+            return alias_key(context().prefix, session_key)
+        return None
+
+    def _resolved(self, session_key: str, value: bytes | None) -> None:
+        self._legacy_tags[session_key] = value.decode() if value else legacy_tag(session_key)
+
+    def _resolve(self, session_key: str | None) -> None:
+        alias = self._alias(session_key)
+        if alias is not None:
+            assert session_key is not None
+            self._resolved(session_key, fn.get(get_client(), alias))
+
+    async def _aresolve(self, session_key: str | None) -> None:
+        alias = self._alias(session_key)
+        if alias is not None:
+            assert session_key is not None
+            self._resolved(session_key, await fn.aget(get_async_client(), alias))
 
     # -- load -------------------------------------------------------------
 
@@ -182,6 +217,8 @@ class SessionStore(SessionBase):
             return self._forget()
         self._payloads = payloads
         self._stored_uid = _stored_user(reply)
+        if is_legacy_key(self.session_key):
+            self.modified = True  # the response's save moves it to a key of ours
         return data
 
     def _forget(self) -> dict[str, Any]:
@@ -192,10 +229,12 @@ class SessionStore(SessionBase):
 
     def load(self) -> dict[str, Any]:
         """Return the session's data, or ``{}`` (and drop the key) if it is gone."""
+        self._resolve(self.session_key)
         keys, k, a = self._load_args()
         return self._loaded(keys, fn.fcall(get_client(), fn.LOAD, k, a))
 
     async def aload(self) -> dict[str, Any]:
+        await self._aresolve(self.session_key)
         keys, k, a = self._load_args()
         return self._loaded(keys, await fn.afcall(get_async_client(), fn.LOAD, k, a))
 
@@ -207,14 +246,16 @@ class SessionStore(SessionBase):
 
     def exists(self, session_key: str | None) -> bool:
         """Return whether ``session_key`` names a live session."""
-        if not is_valid_session_key(session_key):
+        if not self._validate_session_key(session_key):
             return False
+        self._resolve(session_key)
         k, a = self._exists_args(session_key)  # type: ignore[arg-type]
         return bool(fn.fcall(get_client(), fn.EXISTS, k, a))
 
     async def aexists(self, session_key: str | None) -> bool:
-        if not is_valid_session_key(session_key):
+        if not self._validate_session_key(session_key):
             return False
+        await self._aresolve(session_key)
         k, a = self._exists_args(session_key)  # type: ignore[arg-type]
         return bool(await fn.afcall(get_async_client(), fn.EXISTS, k, a))
 
@@ -270,7 +311,9 @@ class SessionStore(SessionBase):
             return "c", data, keys, self._encode(keys.member, data, full=True)
         current = self.session_key
         assert current is not None
-        if self._provisional or self._tag_for(data, tag_of(current)) != tag_of(current):
+        if self._provisional or is_legacy_key(current):
+            return None
+        if self._tag_for(data, tag_of(current)) != tag_of(current):
             return None
         keys = self._keys()
         mode = "u" if self._payloads is not None else "r"
@@ -388,18 +431,20 @@ class SessionStore(SessionBase):
             if self.session_key is None or self._provisional:
                 return None
             session_key = self.session_key
-        if not is_valid_session_key(session_key):
+        if not self._validate_session_key(session_key):
             return None
         keys = self._keys(session_key)
         return [keys.session, keys.index, keys.meta], [keys.member]
 
     def delete(self, session_key: str | None = None) -> None:
         """Delete a session (this one by default) and its index entry."""
+        self._resolve(session_key or self.session_key)
         call = self._delete_args(session_key)
         if call is not None:
             fn.fcall(get_client(), fn.DELETE, *call)
 
     async def adelete(self, session_key: str | None = None) -> None:
+        await self._aresolve(session_key or self.session_key)
         call = self._delete_args(session_key)
         if call is not None:
             await fn.afcall(get_async_client(), fn.DELETE, *call)
@@ -412,7 +457,7 @@ class SessionStore(SessionBase):
         new one is chosen at save time, possibly in the user's slot)."""
         old = self.session_key
         data = self._get_session()
-        if old is None or self._provisional or _user_of(data) is None:
+        if old is None or self._provisional or is_legacy_key(old) or _user_of(data) is None:
             return None
         tag = self._tag_for(data, tag_of(old))
         if tag != tag_of(old):
@@ -446,7 +491,8 @@ class SessionStore(SessionBase):
     def _provisional_cycle(self) -> str | None:
         old = None if self._provisional else self.session_key
         current = self.session_key
-        self._session_key = new_session_key(tag_of(current) if current else random_tag())
+        tag = tag_of(current) if current and not is_legacy_key(current) else random_tag()
+        self._session_key = new_session_key(tag)
         self._provisional = True
         self._payloads = {}
         self._stored_uid = None

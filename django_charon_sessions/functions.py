@@ -174,5 +174,23 @@ async def afcall(client: AsyncClient, fn: str, keys: Sequence[str], args: Sequen
         raise translate(exc) from exc
 
 
+def get(client: SyncClient, key: str) -> bytes | None:
+    """GET ``key``, with Redis errors turned into the documented exceptions."""
+    try:
+        value = client.get(key)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
+    return value.encode() if isinstance(value, str) else value
+
+
+async def aget(client: AsyncClient, key: str) -> bytes | None:
+    """Async twin of :func:`get`."""
+    try:
+        value = await client.get(key)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
+    return value.encode() if isinstance(value, str) else value
+
+
 if __name__ == "__main__":  # pragma: no cover - an operator's helper
     print(SOURCE)

@@ -37,6 +37,30 @@ def is_valid_session_key(value: object) -> bool:
     return isinstance(value, str) and _KEY_RE.match(value) is not None
 
 
+# The session keys of Django's own engines: 32 characters of [a-z0-9].
+_LEGACY_RE = re.compile(r"[a-z0-9]{32}\Z")
+
+
+def is_legacy_key(value: object) -> bool:
+    """Return whether ``value`` has the shape of a key made by Django's engines.
+
+    Such keys name sessions brought over by ``sessions_import``; the engine
+    loads them and moves them to a key of its own on their next save.
+    """
+    return isinstance(value, str) and _LEGACY_RE.match(value) is not None
+
+
+def legacy_tag(session_key: str) -> str:
+    """Return the tag of an imported key's alias (and of its anonymous session)."""
+    digest = hashlib.sha256(b"django-charon-sessions.legacy\0" + session_key.encode()).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:TAG_LENGTH]
+
+
+def alias_key(prefix: str, session_key: str) -> str:
+    """Return the key holding the user tag of an imported, authenticated session."""
+    return f"{prefix}:{{{legacy_tag(session_key)}}}:a:{member_of(session_key)}"
+
+
 def tag_of(session_key: str) -> str:
     return session_key[:TAG_LENGTH]
 

@@ -82,7 +82,7 @@ def test_cleanup_dry_run_then_run_then_nothing_left(backend, stale):
         "Live: 2 sessions of 1 user (1 user index scanned).\n"
     )
     assert len(api.list_sessions(stale)) == 2
-    assert [k for k in backend.keys() if k.endswith((b":x",))] == []
+    assert [k for k in backend.keys() if k.endswith(b":x")] == []  # noqa: SIM118
 
 
 def test_cleanup_json_and_detail(backend, stale):
@@ -116,7 +116,7 @@ def test_cleanup_with_redis_unreachable():
     with (
         override_settings(CHARON_SESSIONS=config),
         pytest.raises(
-            CommandError, match="Session store unavailable: Redis at redis://127.0.0.1:1/0"
+            CommandError, match=r"Session store unavailable: Redis at redis://127\.0\.0\.1:1/0"
         ),
     ):
         run("sessions_cleanup")
@@ -166,7 +166,7 @@ def test_kill_all_users(backend, ada, bob):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
         ((), "Name at least one USER, or use --all-users --yes."),
         (("--all-users",), "--all-users ends every session on the site; add --yes."),

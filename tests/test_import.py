@@ -1,0 +1,163 @@
+"""sessions_import: old engines' sessions keep working under this one."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.contrib.sessions.serializers import JSONSerializer
+from django.core import signing
+from django.core.management.base import CommandError
+from django.test import Client, override_settings
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from django_charon_sessions import api, importer
+from django_charon_sessions.engine import SessionStore
+from django_charon_sessions.keyspace import is_valid_session_key
+from tests.test_commands import run
+
+pytestmark = pytest.mark.django_db
+
+
+def old_key() -> str:
+    return get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def make_db_sessions(users, n: int, expired: int = 0, corrupt: int = 0) -> dict[str, dict]:
+    """Store sessions the way Django's db engine does; return the live ones."""
+    rng = random.Random(7)
+    now = timezone.now()
+    live: dict[str, dict] = {}
+    rows = []
+    for i in range(n + expired + corrupt):
+        key = old_key()
+        data: dict[str, object] = {"n": i, "cart": [i, "x"]}
+        if users and rng.random() < 0.6:
+            user = users[i % len(users)]
+            data.update({"_auth_user_id": str(user.pk), "_auth_user_backend": "x.Backend"})
+        raw = signing.dumps(data, salt=importer.DB_SALT, serializer=JSONSerializer, compress=True)
+        if i >= n + expired:
+            raw = raw[:-5] + "AAAAA"  # tampered: fails its signature
+        when = now + (timedelta(days=1) if i < n else timedelta(seconds=-5))
+        if i >= n + expired:
+            when = now + timedelta(days=1)
+        rows.append(Session(session_key=key, session_data=raw, expire_date=when))
+        if i < n:
+            live[key] = data
+    Session.objects.bulk_create(rows, batch_size=2000)
+    return live
+
+
+@pytest.fixture
+def people(django_user_model):
+    return [django_user_model.objects.create_user(f"u{i}", password="x") for i in range(3)]
+
+
+def owned_by(live: dict[str, dict], user) -> int:
+    return sum(d.get("_auth_user_id") == str(user.pk) for d in live.values())
+
+
+def test_import_from_db(backend, people):
+    live = make_db_sessions(people, 60, expired=5, corrupt=2)
+    assert run("sessions_import", "--from", "db", "--batch-size", "7") == (
+        "Imported 60 sessions from db; skipped 5 expired and 0 already present; 2 failed.\n"
+    )
+    for key, data in live.items():
+        assert dict(SessionStore(key).items()) == data
+    for user in people:
+        assert len(api.list_sessions(user)) == owned_by(live, user)
+    assert run("sessions_import", "--from", "db") == (
+        "The import from db has already finished; use --restart to redo it.\n"
+    )
+
+
+@pytest.mark.backends("redis", "cluster")
+def test_import_10000_db_sessions(backend, people):
+    live = make_db_sessions(people, 10_000)
+    report = run("sessions_import", "--from", "db", "--json")
+    assert '"imported": 10000' in report and '"failed": 0' in report
+    for key, data in live.items():
+        assert dict(SessionStore(key).items()) == data
+    for user in people:
+        assert len(api.list_sessions(user)) == owned_by(live, user)
+
+
+def test_imported_sessions_are_ended_with_their_user(backend, people):
+    live = make_db_sessions(people, 20)
+    run("sessions_import", "--from", "db")
+    victim = people[0]
+    mine = [k for k, d in live.items() if d.get("_auth_user_id") == str(victim.pk)]
+    assert api.end_sessions(victim) == len(mine) > 0
+    assert all(dict(SessionStore(k).items()) == {} for k in mine)
+    others = [k for k in live if k not in mine]
+    assert all(SessionStore().exists(k) for k in others)
+
+
+def test_an_imported_cookie_moves_to_a_key_of_ours(backend, people):
+    live = make_db_sessions([], 1)
+    run("sessions_import", "--from", "db")
+    [key] = live
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = key
+    assert client.get("/session.json").json()["data"] == live[key]
+    new = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert is_valid_session_key(new) and new != key
+    assert not SessionStore().exists(key)
+    assert client.get("/session.json").json()["data"] == live[key]
+
+
+def test_dry_run_writes_nothing(backend, people):
+    make_db_sessions(people, 10, expired=2, corrupt=1)
+    assert run("sessions_import", "--from", "db", "--dry-run") == (
+        "Would import 10 sessions from db; skipped 2 expired and 0 already present; 1 failed.\n"
+    )
+    assert backend.keys() == []
+
+
+def test_interrupted_import_resumes(backend, people):
+    live = make_db_sessions(people, 30)
+    calls = []
+
+    def stop_after_first_batch(report):
+        calls.append(report.imported)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_sessions("db", batch_size=10, progress=stop_after_first_batch)
+    assert calls == [10]
+    report = importer.import_sessions("db", batch_size=10)
+    assert (report.resumed, report.imported, report.already_present) == (True, 20, 0)
+    assert all(dict(SessionStore(k).items()) == d for k, d in live.items())
+    again = importer.import_sessions("db", restart=True)
+    assert (again.imported, again.already_present) == (0, 30)
+
+
+@pytest.mark.backends("redis")
+def test_import_from_the_cache_engine_on_django_redis(backend, people):
+    url = backend.config["URL"].rsplit("/", 1)[0] + "/2"
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "old": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url},
+    }
+    with override_settings(CACHES=caches, SESSION_CACHE_ALIAS="old"):
+        from django.contrib.sessions.backends.cache import SessionStore as CacheStore
+        from django.core.cache import caches as all_caches
+
+        all_caches["old"].clear()
+        old: dict[str, dict] = {}
+        for i in range(25):
+            s = CacheStore()
+            s.update({"i": i, "_auth_user_id": str(people[i % 3].pk)} if i % 2 else {"i": i})
+            s.save()
+            old[s.session_key] = dict(s.items())
+        assert run("sessions_import", "--from", "cache", "--cache-alias", "old") == (
+            "Imported 25 sessions from cache; skipped 0 expired and 0 already present; 0 failed.\n"
+        )
+        for key, data in old.items():
+            assert dict(SessionStore(key).items()) == data
+        with pytest.raises(CommandError, match="needs a django-redis cache"):
+            run("sessions_import", "--from", "cache", "--cache-alias", "default")
