@@ -247,3 +247,20 @@ def test_functions_status_load_and_source(backend):
     assert status["loaded"] is True  # type: ignore[index]
     assert all(names == [functions.LIBRARY] for names in status["servers"].values())  # type: ignore[index]
     assert run("sessions_functions", "source") == functions.SOURCE
+
+
+class _Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_goes_to_a_terminal_only(backend, ada, monkeypatch):
+    sessions_of(ada, 2)
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    run("sessions_cleanup", "--batch-size", "1")
+    assert "1 user index scanned, 0 entries removed" in terminal.getvalue()
+    piped = StringIO()
+    monkeypatch.setattr("sys.stderr", piped)
+    run("sessions_cleanup")
+    assert piped.getvalue() == ""

@@ -161,3 +161,16 @@ def test_import_from_the_cache_engine_on_django_redis(backend, people):
             assert dict(SessionStore(key).items()) == data
         with pytest.raises(CommandError, match="needs a django-redis cache"):
             run("sessions_import", "--from", "cache", "--cache-alias", "default")
+
+
+def test_cached_db_source_and_restart(backend, people):
+    live = make_db_sessions(people, 12)
+    assert run("sessions_import", "--from", "cached_db") == (
+        "Imported 12 sessions from cached_db; skipped 0 expired and 0 already present; 0 failed.\n"
+    )
+    assert run("sessions_import", "--from", "cached_db", "--restart") == (
+        "Imported 0 sessions from cached_db; skipped 0 expired and 12 already present; 0 failed.\n"
+    )
+    assert all(dict(SessionStore(k).items()) == d for k, d in live.items())
+    with pytest.raises(CommandError, match="--batch-size must be 1 or more"):
+        run("sessions_import", "--from", "db", "--batch-size", "0")

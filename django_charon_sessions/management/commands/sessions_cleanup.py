@@ -68,7 +68,8 @@ class Command(SessionsCommand):
         )
 
     def _show(self, report: CleanupReport) -> None:
+        scanned = plural(report.indexes, "user index", "user indexes")
+        removed = plural(report.removed, "entry", "entries")
         self.progress(
-            f"{report.indexes} user indexes scanned, {report.removed} entries "
-            f"{'to remove' if report.dry_run else 'removed'}"
+            f"{scanned} scanned, {removed} {'to remove' if report.dry_run else 'removed'}"
         )
