@@ -403,12 +403,17 @@ class SessionStore(SessionBase):
         raise RuntimeError("Unable to create a new session key in Redis.")
 
     def _move(self) -> None:
-        """Write a session whose key is provisional or in the wrong slot.
+        """Write a session whose key is provisional, imported or in the wrong slot.
 
-        A stored session that gained a user id without cycle_key() is written
-        under a key in the user's slot, then its old key is deleted: two
-        calls, the new one first, so a failure never loses the data.
+        A stored signed-in session whose new key belongs in the same slot (an
+        imported one) moves atomically, like cycle_key(), so ending it
+        meanwhile is not undone. Otherwise (a user id appeared in a stored
+        anonymous session without cycle_key()) it is written under a key in
+        the user's slot and then its old key is deleted: two calls, the new
+        one first, so a failure never loses the data.
         """
+        if self._stored_uid is not None and not self._provisional and self._cycle_once():
+            return
         old = None if self._provisional else self.session_key
         if old is not None:
             self._session_key = None
@@ -417,6 +422,8 @@ class SessionStore(SessionBase):
             self.delete(old)
 
     async def _amove(self) -> None:
+        if self._stored_uid is not None and not self._provisional and await self._acycle_once():
+            return
         old = None if self._provisional else self.session_key
         if old is not None:
             self._session_key = None
@@ -457,10 +464,10 @@ class SessionStore(SessionBase):
         new one is chosen at save time, possibly in the user's slot)."""
         old = self.session_key
         data = self._get_session()
-        if old is None or self._provisional or is_legacy_key(old) or _user_of(data) is None:
+        if old is None or self._provisional or _user_of(data) is None:
             return None
-        tag = self._tag_for(data, tag_of(old))
-        if tag != tag_of(old):
+        tag = self._tag_for(data, self._tag(old))
+        if tag != self._tag(old):
             return None
         new = new_session_key(tag)
         old_keys, new_keys = self._keys(old), self._keys(new)
@@ -499,6 +506,27 @@ class SessionStore(SessionBase):
         self.modified = True
         return old
 
+    def _cycle_once(self) -> bool:
+        """Move an authenticated session to a new key in its slot, if it has one."""
+        for _ in range(CREATE_ATTEMPTS):
+            plan = self._cycle_plan()
+            if plan is None:
+                return False
+            new, k, a, write = plan
+            if self._cycled(new, write, fn.fcall(get_client(), fn.CYCLE, k, a)):
+                return True
+        raise RuntimeError("Unable to create a new session key in Redis.")
+
+    async def _acycle_once(self) -> bool:
+        for _ in range(CREATE_ATTEMPTS):
+            plan = self._cycle_plan()
+            if plan is None:
+                return False
+            new, k, a, write = plan
+            if self._cycled(new, write, await fn.afcall(get_async_client(), fn.CYCLE, k, a)):
+                return True
+        raise RuntimeError("Unable to create a new session key in Redis.")
+
     def cycle_key(self) -> None:
         """Give the session a new key, keeping its data; one call.
 
@@ -507,31 +535,17 @@ class SessionStore(SessionBase):
         bring it back. An anonymous session's old key is deleted and the new
         one is written by the next save, in the slot its data calls for.
         """
-        for _ in range(CREATE_ATTEMPTS):
-            plan = self._cycle_plan()
-            if plan is None:
-                old = self._provisional_cycle()
-                if old is not None:
-                    self.delete(old)
-                return
-            new, k, a, write = plan
-            if self._cycled(new, write, fn.fcall(get_client(), fn.CYCLE, k, a)):
-                return
-        raise RuntimeError("Unable to create a new session key in Redis.")
+        if not self._cycle_once():
+            old = self._provisional_cycle()
+            if old is not None:
+                self.delete(old)
 
     async def acycle_key(self) -> None:
         await self._aget_session()
-        for _ in range(CREATE_ATTEMPTS):
-            plan = self._cycle_plan()
-            if plan is None:
-                old = self._provisional_cycle()
-                if old is not None:
-                    await self.adelete(old)
-                return
-            new, k, a, write = plan
-            if self._cycled(new, write, await fn.afcall(get_async_client(), fn.CYCLE, k, a)):
-                return
-        raise RuntimeError("Unable to create a new session key in Redis.")
+        if not await self._acycle_once():
+            old = self._provisional_cycle()
+            if old is not None:
+                await self.adelete(old)
 
     # -- maintenance ------------------------------------------------------
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.models import Session
 from django.contrib.sessions.serializers import JSONSerializer
 from django.core import signing
@@ -174,3 +175,15 @@ def test_cached_db_source_and_restart(backend, people):
     assert all(dict(SessionStore(k).items()) == d for k, d in live.items())
     with pytest.raises(CommandError, match="--batch-size must be 1 or more"):
         run("sessions_import", "--from", "db", "--batch-size", "0")
+
+
+def test_ending_an_imported_session_during_its_first_request_sticks(backend, people):
+    live = make_db_sessions(people[:1], 8)
+    run("sessions_import", "--from", "db")
+    key = next(k for k, d in live.items() if "_auth_user_id" in d)
+    request = SessionStore(key)
+    request._get_session()  # the first request after the import has loaded it
+    api.end_sessions(people[0])  # "log out everywhere" meanwhile
+    with pytest.raises(SessionInterrupted):
+        request.save()  # the save that would move it to a new key
+    assert api.list_sessions(people[0]) == []
