@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--entries", type=int, default=10, help="stale entries per user")
     parser.add_argument("--live", type=int, default=1, help="live sessions per user")
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 

@@ -529,25 +529,31 @@ local function sweep(keys, argv)
   local now = now_ms()
   local expired, vanished, live = 0, 0, 0
   local stale = {}
-  for n = 2, #argv do
-    local m = argv[n]
-    local score = redis.call('ZSCORE', index, m)
-    if score then
-      if tonumber(score) <= now then
-        expired = expired + 1
-        stale[#stale + 1] = m
-      elseif redis.call('EXISTS', keys[n + 1]) == 0 then
-        vanished = vanished + 1
-        stale[#stale + 1] = m
-      else
-        live = live + 1
+  if #argv > 1 then
+    local scores = redis.call('ZMSCORE', index, unpack(argv, 2))
+    for n = 2, #argv do
+      local score = scores[n - 1]
+      if score then
+        if tonumber(score) <= now then
+          expired = expired + 1
+          stale[#stale + 1] = argv[n]
+        elseif redis.call('EXISTS', keys[n + 1]) == 0 then
+          vanished = vanished + 1
+          stale[#stale + 1] = argv[n]
+        else
+          live = live + 1
+        end
       end
     end
   end
   if argv[1] ~= '1' and #stale > 0 then
     call_chunked('ZREM', index, stale, 1, #stale)
     call_chunked('HDEL', meta, stale, 1, #stale)
-    if not expire_with_last(index, index) or not expire_with_last(meta, index) then
+    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+    if #last > 0 then
+      redis.call('PEXPIREAT', index, fmt(tonumber(last[2])))
+      redis.call('PEXPIREAT', meta, fmt(tonumber(last[2])))
+    else
       redis.call('DEL', meta)
     end
   end
