@@ -14,6 +14,7 @@ overlap, or a run that races with logins, remove only what is stale.
 
 from __future__ import annotations
 
+import importlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,10 +30,10 @@ from .conf import charon_settings
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-_pack: Any
+# hiredis is optional; imported by name so type checking needs no stubs for it.
 try:
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover - hiredis is optional
+    _pack: Any = importlib.import_module("hiredis").pack_command
+except ImportError:  # pragma: no cover
     _pack = None
 
 # redis-py's own connection classes: real sockets that take packed commands.

@@ -107,7 +107,7 @@ def test_cleanup_is_what_clear_expired_does(backend, stale):
 
 
 def test_cleanup_bad_batch_size(backend):
-    with pytest.raises(CommandError, match="--batch-size must be 1 or more"):
+    with pytest.raises(CommandError, match="--batch-size: must be 1 or more"):
         run("sessions_cleanup", "--batch-size", "0")
 
 

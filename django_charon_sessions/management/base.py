@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import re
@@ -49,6 +50,36 @@ class SessionsCommand(BaseCommand):
         if not self.as_json and self.verbosity >= 1 and sys.stderr.isatty():
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+def positive_int(value: str) -> int:
+    """Parse an option that must be a whole number of 1 or more."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value!r}")
+    return number
+
+
+def add_batch_size(parser: CommandParser, default: int, what: str) -> None:
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=default,
+        help=f"{what} (default {default}).",
+    )
+
+
+def add_users(parser: CommandParser, many: bool) -> None:
+    """Add the USER positional argument(s): a primary key, username or email."""
+    parser.add_argument(
+        "users" if many else "user",
+        nargs="*" if many else "?",
+        metavar="USER",
+        help="Primary key, username or email.",
+    )
 
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")

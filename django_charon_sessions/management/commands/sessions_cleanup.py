@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
-
-from django.core.management.base import CommandError, CommandParser
+from typing import TYPE_CHECKING, Any
 
 from ...maintenance import DEFAULT_BATCH, CleanupReport, cleanup
-from ..base import SessionsCommand, plural
+from ..base import SessionsCommand, add_batch_size, plural
+
+if TYPE_CHECKING:
+    from django.core.management.base import CommandParser
 
 
 class Command(SessionsCommand):
@@ -21,23 +22,14 @@ class Command(SessionsCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=DEFAULT_BATCH,
-            help=f"Keys asked of SCAN per step, and user indexes per pipeline "
-            f"(default {DEFAULT_BATCH}).",
-        )
+        add_batch_size(parser, DEFAULT_BATCH, "Keys asked of SCAN per step")
         parser.add_argument(
             "--dry-run", action="store_true", help="Report what would be removed; remove nothing."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        batch = int(options["batch_size"])
-        if batch < 1:
-            raise CommandError("--batch-size must be 1 or more.")
         report = cleanup(
-            batch_size=batch,
+            batch_size=options["batch_size"],
             dry_run=bool(options["dry_run"]),
             detail=self.verbosity >= 2,
             progress=self._show,

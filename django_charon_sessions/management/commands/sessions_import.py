@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.base import CommandError
 
 from ...importer import SOURCES, ImportReport, import_sessions
-from ..base import SessionsCommand, plural
+from ..base import SessionsCommand, add_batch_size, plural
 
 if TYPE_CHECKING:
     from django.core.management.base import CommandParser
@@ -33,9 +33,7 @@ class Command(SessionsCommand):
             help="With --from cache: the django-redis cache that held the sessions "
             "(SESSION_CACHE_ALIAS; default 'default').",
         )
-        parser.add_argument(
-            "--batch-size", type=int, default=500, help="Sessions per step (default 500)."
-        )
+        add_batch_size(parser, 500, "Sessions per step")
         parser.add_argument("--dry-run", action="store_true", help="Read and count; write nothing.")
         parser.add_argument(
             "--restart",
@@ -44,8 +42,6 @@ class Command(SessionsCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["batch_size"] < 1:
-            raise CommandError("--batch-size must be 1 or more.")
         source = options["source"]
         if source == "cache":
             self._check_cache(options["cache_alias"])

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from ... import api
 from ...keyspace import is_valid_member
-from ..base import SessionsCommand, describe_user, plural, resolve_user
+from ..base import SessionsCommand, add_users, describe_user, plural, resolve_user
 
 
 class Command(SessionsCommand):
@@ -20,9 +20,7 @@ class Command(SessionsCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument(
-            "users", nargs="*", metavar="USER", help="Primary key, username or email."
-        )
+        add_users(parser, many=True)
         parser.add_argument(
             "--keep-session",
             metavar="PUBLIC_ID",

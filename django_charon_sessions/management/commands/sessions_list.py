@@ -6,7 +6,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ... import api
-from ..base import SessionsCommand, describe_user, parse_duration, plural, resolve_user
+from ..base import (
+    SessionsCommand,
+    add_users,
+    describe_user,
+    parse_duration,
+    plural,
+    resolve_user,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,9 +43,7 @@ class Command(SessionsCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument(
-            "user", nargs="?", metavar="USER", help="Primary key, username or email."
-        )
+        add_users(parser, many=False)
         parser.add_argument(
             "--active-within",
             default="15m",
