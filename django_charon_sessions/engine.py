@@ -217,8 +217,6 @@ class SessionStore(SessionBase):
             return self._forget()
         self._payloads = payloads
         self._stored_uid = _stored_user(reply)
-        if is_legacy_key(self.session_key):
-            self.modified = True  # the response's save moves it to a key of ours
         return data
 
     def _forget(self) -> dict[str, Any]:
@@ -328,6 +326,8 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         self._get_session(no_load=must_create)
+        if self.session_key is None:  # the load found nothing: start afresh
+            return self.create()
         age = self.get_expiry_age()  # computed once: it reads the clock
         if age <= 0:
             return self._expire_now(must_create)
@@ -343,6 +343,8 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return await self.acreate()
         await self._aget_session(no_load=must_create)
+        if self.session_key is None:  # the load found nothing: start afresh
+            return await self.acreate()
         age = self.get_expiry_age()  # computed once: it reads the clock
         if age <= 0:
             return await self._aexpire_now(must_create)
@@ -412,24 +414,35 @@ class SessionStore(SessionBase):
         the user's slot and then its old key is deleted: two calls, the new
         one first, so a failure never loses the data.
         """
-        if self._stored_uid is not None and not self._provisional and self._cycle_once():
+        if not self._provisional and self._cycle_once(stored=True):
             return
         old = None if self._provisional else self.session_key
         if old is not None:
+            if not self._delete_stored(old):
+                self._forget()
+                raise UpdateError  # deleted meanwhile: do not bring it back
             self._session_key = None
         self.create()
-        if old is not None:
-            self.delete(old)
 
     async def _amove(self) -> None:
-        if self._stored_uid is not None and not self._provisional and await self._acycle_once():
+        if not self._provisional and await self._acycle_once(stored=True):
             return
         old = None if self._provisional else self.session_key
         if old is not None:
+            if not await self._adelete_stored(old):
+                self._forget()
+                raise UpdateError  # deleted meanwhile: do not bring it back
             self._session_key = None
         await self.acreate()
-        if old is not None:
-            await self.adelete(old)
+
+    def _delete_stored(self, session_key: str) -> bool:
+        """Delete a stored session; return whether it was still alive."""
+        call = self._delete_args(session_key)
+        return call is not None and bool(fn.fcall(get_client(), fn.DELETE, *call))
+
+    async def _adelete_stored(self, session_key: str) -> bool:
+        call = self._delete_args(session_key)
+        return call is not None and bool(await fn.afcall(get_async_client(), fn.DELETE, *call))
 
     # -- delete -----------------------------------------------------------
 
@@ -458,21 +471,23 @@ class SessionStore(SessionBase):
 
     # -- cycle ------------------------------------------------------------
 
-    def _cycle_plan(self) -> tuple[str, list[str], list[Any], _Write] | None:
+    def _cycle_plan(self, stored: bool = False) -> tuple[str, list[str], list[Any], _Write] | None:
         """Return the new key and the call moving the session there, or None
         when the session is anonymous (only the old key is deleted, and the
         new one is chosen at save time, possibly in the user's slot)."""
         old = self.session_key
         data = self._get_session()
-        if old is None or self._provisional or _user_of(data) is None:
+        if old is None or self._provisional or (_user_of(data) is None and not stored):
             return None
+        if self.get_expiry_age() <= 0:
+            return None  # nothing to move: the save that follows deletes it
         tag = self._tag_for(data, self._tag(old))
         if tag != self._tag(old):
             return None
         new = new_session_key(tag)
         old_keys, new_keys = self._keys(old), self._keys(new)
         write = self._encode(new_keys.member, data, full=True)
-        require_old = "1" if self._stored_uid is not None else "0"
+        require_old = "1" if stored or self._stored_uid is not None else "0"
         uid = _user_of(data) or ""
         keys = [old_keys.session, new_keys.session, old_keys.index, old_keys.meta, old_keys.ended]
         argv: list[Any] = [old_keys.member, new_keys.member, require_old, self._ttl_ms()]
@@ -506,10 +521,13 @@ class SessionStore(SessionBase):
         self.modified = True
         return old
 
-    def _cycle_once(self) -> bool:
-        """Move an authenticated session to a new key in its slot, if it has one."""
+    def _cycle_once(self, stored: bool = False) -> bool:
+        """Move the session to a new key in its slot, if that is where it belongs.
+
+        ``stored``: also for an anonymous session, which must still exist.
+        """
         for _ in range(CREATE_ATTEMPTS):
-            plan = self._cycle_plan()
+            plan = self._cycle_plan(stored)
             if plan is None:
                 return False
             new, k, a, write = plan
@@ -517,9 +535,9 @@ class SessionStore(SessionBase):
                 return True
         raise RuntimeError("Unable to create a new session key in Redis.")
 
-    async def _acycle_once(self) -> bool:
+    async def _acycle_once(self, stored: bool = False) -> bool:
         for _ in range(CREATE_ATTEMPTS):
-            plan = self._cycle_plan()
+            plan = self._cycle_plan(stored)
             if plan is None:
                 return False
             new, k, a, write = plan

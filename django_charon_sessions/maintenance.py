@@ -138,7 +138,10 @@ def _send_all(node: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         for command in commands:
             pipe.execute_command(*command)
         return list(pipe.execute())
-    conn = pool.get_connection()
+    try:
+        conn = pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        conn = pool.get_connection("FCALL")
     try:
         conn.send_packed_command([b"".join(_pack(command) for command in commands)])
         # An error reply raises here; the rest are left unread, hence disconnect.

@@ -98,17 +98,33 @@ def test_imported_sessions_are_ended_with_their_user(backend, people):
     assert all(SessionStore().exists(k) for k in others)
 
 
-def test_an_imported_cookie_moves_to_a_key_of_ours(backend, people):
+def test_an_imported_cookie_moves_to_a_key_of_ours_when_it_changes(backend, people):
     live = make_db_sessions([], 1)
     run("sessions_import", "--from", "db")
     [key] = live
     client = Client()
     client.cookies[settings.SESSION_COOKIE_NAME] = key
+    # Reading keeps the old key (parallel first requests must not race to move it).
     assert client.get("/session.json").json()["data"] == live[key]
+    assert client.cookies[settings.SESSION_COOKIE_NAME].value == key
+    client.get("/set/theme/dark/")
     new = client.cookies[settings.SESSION_COOKIE_NAME].value
     assert is_valid_session_key(new) and new != key
     assert not SessionStore().exists(key)
-    assert client.get("/session.json").json()["data"] == live[key]
+    assert client.get("/session.json").json()["data"] == {**live[key], "theme": "dark"}
+
+
+def test_a_flushed_imported_session_is_not_brought_back(backend, people):
+    live = make_db_sessions([], 1)
+    run("sessions_import", "--from", "db")
+    [key] = live
+    request = SessionStore(key)
+    request._get_session()
+    SessionStore(key).flush()  # another request logs out
+    request["cart"] = [1]
+    with pytest.raises(SessionInterrupted):
+        request.save()  # the move to a new key must not resurrect it
+    assert [k for k in backend.keys() if b":s:" in k] == []  # noqa: SIM118 - no session
 
 
 def test_dry_run_writes_nothing(backend, people):
@@ -184,6 +200,7 @@ def test_ending_an_imported_session_during_its_first_request_sticks(backend, peo
     request = SessionStore(key)
     request._get_session()  # the first request after the import has loaded it
     api.end_sessions(people[0])  # "log out everywhere" meanwhile
+    request["theme"] = "dark"
     with pytest.raises(SessionInterrupted):
         request.save()  # the save that would move it to a new key
     assert api.list_sessions(people[0]) == []

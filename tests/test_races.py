@@ -209,3 +209,23 @@ def test_control_the_same_interleaving_breaks_djangos_cache_engine(backend):
         request_a.save()
         request_b.save()
         assert dict(CacheSessionStore(s.session_key).items()) == {"x": 0, "y": "from B"}
+
+
+def test_user_id_set_in_a_session_deleted_meanwhile_is_not_brought_back(backend):
+    key = stored({"cart": [1]})
+    request = SessionStore(key)
+    request._get_session()
+    SessionStore(key).flush()  # another request logged out
+    request["_auth_user_id"] = "78"
+    with pytest.raises(UpdateError):
+        request.save()
+    assert backend.keys() == []
+
+
+def test_saving_a_stale_key_that_was_never_loaded_starts_afresh(backend):
+    key = stored({"a": 1})
+    SessionStore(key).delete()
+    s = SessionStore(key)
+    s.save()  # Django's engines create a new session here
+    assert s.session_key not in (None, key)
+    assert s.exists(s.session_key)

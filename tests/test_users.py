@@ -348,3 +348,17 @@ def test_user_model_in_use(user):
     assert user._meta.label == expected
     if expected == "demo.User":
         assert len(api.user_id_of(user)) == 36  # a UUID, not an integer
+
+
+def test_session_limit_ignores_expired_entries(backend, user, ended):
+    with backend.settings(MAX_SESSIONS_PER_USER=2):
+        [long_lived] = seed(user, 1)
+        brief = SessionStore()
+        brief["_auth_user_id"] = api.user_id_of(user)
+        brief.set_expiry(1)
+        brief.save()
+        time.sleep(1.1)  # brief has expired; its index entry may linger
+        seed(user, 1)
+    assert SessionStore().exists(long_lived)
+    assert len(api.list_sessions(user)) == 2
+    assert ended == []

@@ -163,9 +163,16 @@ end
 
 -- End the oldest sessions (by creation) of a user beyond `limit`, sparing
 -- `keep`. Returns how many were ended.
-local function enforce_limit(index, meta, ended, limit, keep)
+local function enforce_limit(index, meta, ended, limit, keep, now)
+  if limit <= 0 or redis.call('ZCARD', index) <= limit then
+    return 0
+  end
+  -- Expired entries must not count, nor be chosen: drop them all first.
+  local stale = redis.call('ZRANGEBYSCORE', index, '-inf', now)
+  call_chunked('ZREM', index, stale, 1, #stale)
+  call_chunked('HDEL', meta, stale, 1, #stale)
   local count = redis.call('ZCARD', index)
-  if limit <= 0 or count <= limit then
+  if count <= limit then
     return 0
   end
   local members = redis.call('ZRANGE', index, 0, -1)
@@ -203,7 +210,7 @@ local function finish(keys, member, ttl, user, old_user, meta_rest, limit, now)
     end
     local limited = 0
     if added == 1 then
-      limited = enforce_limit(index, meta, ended, limit, member)
+      limited = enforce_limit(index, meta, ended, limit, member, now)
     end
     refresh_index(index, meta, now)
     return limited
