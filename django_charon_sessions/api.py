@@ -20,7 +20,7 @@ from . import functions as fn
 from .agents import describe_user_agent
 from .client import get_async_client, get_client
 from .conf import charon_settings
-from .keyspace import Keys, UserKeys, is_valid_member, member_of, user_tags
+from .keyspace import Keys, UserKeys, is_valid_member, member_of, user_key_pattern, user_tags
 from .signals import REASON_LOGOUT_EVERYWHERE, REASON_REVOKED, send_ended
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ async def aend_sessions(
 
 
 def _index_pattern() -> str:
-    return f"{_prefix()}:{{*}}:i"
+    return user_key_pattern(_prefix(), "i")
 
 
 def _since(active_within: timedelta | None) -> int:
@@ -234,8 +234,8 @@ def _since(active_within: timedelta | None) -> int:
 
 
 def _stats_args(index: Any, since: int) -> tuple[list[str], list[int]]:
-    name = index.decode() if isinstance(index, bytes) else str(index)
-    return [name, name[:-1] + "m"], [since]
+    keys = UserKeys.for_index(index)
+    return [keys.index, keys.meta], [since]
 
 
 def session_stats(active_within: timedelta | None = None) -> SessionStats:
@@ -279,9 +279,8 @@ def end_all_users(*, reason: str = "all_users") -> tuple[int, int]:
     sessions = users = 0
     try:
         for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
-            name = index.decode() if isinstance(index, bytes) else str(index)
-            keys = [name, name[:-1] + "m", name[:-1] + "x"]
-            ended = int(fn.fcall(client, fn.END_ALL, keys, [""]))
+            uk = UserKeys.for_index(index)
+            ended = int(fn.fcall(client, fn.END_ALL, [uk.index, uk.meta, uk.ended], [""]))
             sessions, users = sessions + ended, users + (ended > 0)
     except RedisError as exc:
         raise fn.translate(exc) from exc

@@ -436,22 +436,11 @@ def _server_infos(client: Any) -> list[str]:
 
 
 def _libraries(client: Any) -> set[str]:
-    listing = client.function_list()
-    if isinstance(listing, dict):
-        # A Cluster client answers per node; the library must be on every one.
-        per_node = [_library_names(v) for v in listing.values()]
-        return set.intersection(*per_node) if per_node else set()
-    return _library_names(listing)
+    """Return the libraries loaded on every server (all primaries of a Cluster)."""
+    from . import functions as fn
 
-
-def _library_names(listing: Any) -> set[str]:
-    names = set()
-    for entry in listing or []:
-        pairs = dict(zip(entry[::2], entry[1::2], strict=False))
-        name = pairs.get(b"library_name", pairs.get("library_name"))
-        if name is not None:
-            names.add(name.decode() if isinstance(name, bytes) else str(name))
-    return names
+    per_node = list(fn.libraries_per_node(client).values())
+    return set.intersection(*per_node) if per_node else set()
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

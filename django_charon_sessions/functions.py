@@ -174,6 +174,25 @@ async def afcall(client: AsyncClient, fn: str, keys: Sequence[str], args: Sequen
         raise translate(exc) from exc
 
 
+def libraries_per_node(client: SyncClient) -> dict[str, set[str]]:
+    """Return the names of the function libraries loaded on each server.
+
+    A standalone server is named "redis"; a Cluster answers per primary.
+    """
+    listing: Any = client.function_list()
+    per_node = listing if isinstance(listing, dict) else {"redis": listing}
+    out: dict[str, set[str]] = {}
+    for node, entries in per_node.items():
+        names = set()
+        for entry in entries or []:
+            pairs = dict(zip(entry[::2], entry[1::2], strict=False))
+            name = pairs.get(b"library_name", pairs.get("library_name"))
+            if name is not None:
+                names.add(name.decode() if isinstance(name, bytes) else str(name))
+        out[str(node)] = names
+    return out
+
+
 def get(client: SyncClient, key: str) -> bytes | None:
     """GET ``key``, with Redis errors turned into the documented exceptions."""
     try:

@@ -148,3 +148,15 @@ class UserKeys:
     def for_tag(cls, prefix: str, tag: str) -> UserKeys:
         base = f"{prefix}:{{{tag}}}:"
         return cls(tag, base + "i", base + "m", base + "x")
+
+    @classmethod
+    def for_index(cls, index: str | bytes) -> UserKeys:
+        """Return the keys of the user whose index key SCAN found."""
+        name = index.decode() if isinstance(index, bytes) else index
+        base = name[:-1]  # "P:{T}:" of "P:{T}:i"
+        return cls(name[name.index("{") + 1 : name.index("}")], name, base + "m", base + "x")
+
+
+def user_key_pattern(prefix: str, kind: str) -> str:
+    """Return the SCAN pattern of every user's key of one kind ("i", "m", "x")."""
+    return f"{prefix}:{{*}}:{kind}"

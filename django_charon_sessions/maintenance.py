@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from . import functions as fn
 from .client import get_async_client, get_client, is_cluster
 from .conf import charon_settings
+from .keyspace import UserKeys, user_key_pattern
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -82,15 +83,11 @@ class CleanupReport:
 
 
 def _pattern(kind: str) -> str:
-    return f"{charon_settings.KEY_PREFIX}:{{*}}:{kind}"
+    return user_key_pattern(charon_settings.KEY_PREFIX, kind)
 
 
 def _name(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def _tag(key: str) -> str:
-    return key[key.index("{") + 1 : key.index("}")]
 
 
 def _session_keys(key: str, members: Iterable[str]) -> list[str]:
@@ -164,7 +161,7 @@ def _sweep_index_batch(node: Any, indexes: list[str], dry: str) -> list[UserRepo
             keys = [index, index[:-1] + "m", *(base + m for m in chunk)]
             commands.append(("FCALL", fn.SWEEP, len(keys), *keys, dry, *chunk))
             calls.append(index)
-    reports = {index: UserReport(_tag(index)) for index in indexes}
+    reports = {index: UserReport(UserKeys.for_index(index).tag) for index in indexes}
     for index, (expired, vanished, live) in zip(calls, _send_all(node, commands), strict=True):
         r = reports[index]
         r.expired, r.vanished, r.live = r.expired + expired, r.vanished + vanished, r.live + live
@@ -248,7 +245,7 @@ async def acleanup(*, batch_size: int = DEFAULT_BATCH, dry_run: bool = False) ->
     try:
         async for raw in client.scan_iter(match=_pattern("i"), count=batch_size, _type="zset"):
             index = _name(raw)
-            user = UserReport(_tag(index))
+            user = UserReport(UserKeys.for_index(index).tag)
             members = [_name(m) for m in await client.zrange(index, 0, -1)]
             for chunk in _chunks(members, SWEEP_CHUNK):
                 keys = [index, index[:-1] + "m", *_session_keys(index, chunk)]

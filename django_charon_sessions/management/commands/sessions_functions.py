@@ -12,21 +12,6 @@ from ...client import describe_target, get_client
 from ..base import SessionsCommand
 
 
-def _libraries_per_node(client: Any) -> dict[str, list[str]]:
-    listing = client.function_list()
-    per_node = listing if isinstance(listing, dict) else {"redis": listing}
-    out: dict[str, list[str]] = {}
-    for node, entries in per_node.items():
-        names = []
-        for entry in entries or []:
-            pairs = dict(zip(entry[::2], entry[1::2], strict=False))
-            name = pairs.get(b"library_name", pairs.get("library_name"))
-            if name is not None:
-                names.append(name.decode() if isinstance(name, bytes) else str(name))
-        out[str(node)] = sorted(n for n in names if n.startswith("charon_"))
-    return out
-
-
 class Command(SessionsCommand):
     help = (
         "Show which versions of the session store's Redis function library each server "
@@ -49,7 +34,10 @@ class Command(SessionsCommand):
         if action == "load":
             fn.load_library(client)
         try:
-            per_node = _libraries_per_node(client)
+            per_node = {
+                node: sorted(n for n in names if n.startswith("charon_"))
+                for node, names in fn.libraries_per_node(client).items()
+            }
         except RedisError as exc:
             raise CommandError(str(fn.translate(exc))) from exc
         missing = sorted(node for node, names in per_node.items() if fn.LIBRARY not in names)
