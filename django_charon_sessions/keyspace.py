@@ -7,7 +7,8 @@ index share one slot, and the cookie does not reveal the id); for an anonymous
 session it is random.
 
 Redis never sees a session key. Keys and index members use a *member*: the
-first 128 bits of SHA-256 of the session key, base64url encoded.
+first 128 bits of SHA-256 of the session key in lowercase base32 (26
+characters; never starting with "-", so it can be passed on a command line).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def new_session_key(tag: str) -> str:
 def member_of(session_key: str) -> str:
     """Return the public, non-secret name of a session: a hash of its key."""
     digest = hashlib.sha256(session_key.encode("ascii")).digest()[:16]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return base64.b32encode(digest).rstrip(b"=").decode("ascii").lower()
 
 
 @lru_cache(maxsize=64)
@@ -107,7 +108,7 @@ def user_tags(user_id: str) -> list[str]:
     return tags
 
 
-_MEMBER_RE = re.compile(r"[A-Za-z0-9_-]{22}\Z")
+_MEMBER_RE = re.compile(r"[a-z2-7]{26}\Z")
 
 
 def is_valid_member(value: object) -> bool:

@@ -9,7 +9,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
-from django_charon_sessions.keyspace import TAG_LENGTH, Keys, user_tag, user_tags
+from django_charon_sessions.keyspace import (
+    TAG_LENGTH,
+    Keys,
+    is_valid_member,
+    member_of,
+    new_session_key,
+    random_tag,
+    user_tag,
+    user_tags,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +94,14 @@ def test_user_tag_is_keyed_and_survives_rotation():
         SECRET_KEY="rotated-secret-key-for-this-test", SECRET_KEY_FALLBACKS=[settings.SECRET_KEY]
     ):
         assert user_tags("1") == [user_tag("1"), tag]
+
+
+def test_public_ids_are_safe_on_a_command_line():
+    # A public id is passed as an argument to sessions_kill_user; one that
+    # started with "-" would be read by argparse as an option.
+    ids = {member_of(new_session_key(random_tag())) for _ in range(2000)}
+    assert len(ids) == 2000
+    for public_id in ids:
+        assert is_valid_member(public_id)
+        assert public_id[0].isalnum()
+    assert not is_valid_member("-" + public_id[1:])
