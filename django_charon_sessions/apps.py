@@ -11,6 +11,19 @@ class CharonSessionsConfig(AppConfig):
     def ready(self) -> None:
         # Registering only: no check runs, and nothing talks to Redis, here.
         from . import checks, receivers
+        from .conf import charon_settings
 
         checks.register()
         receivers.connect()
+        if charon_settings.ADMIN and _admin_installed():
+            # The admin's own ready() has run autodiscover() by now when it
+            # is listed first; W006 says so when it is not.
+            from .admin import adopt_user_admin
+
+            adopt_user_admin()
+
+
+def _admin_installed() -> bool:
+    from django.apps import apps
+
+    return apps.is_installed("django.contrib.admin")

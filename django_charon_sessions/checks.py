@@ -30,6 +30,7 @@ _FORBIDDEN_PREFIX_CHARS = set("{}*?[]\\ \t\r\n")
 def register() -> None:
     """Register the checks (called from ``AppConfig.ready()``)."""
     _register(check_settings, Tags.compatibility)
+    _register(check_admin, Tags.admin)
     _register(check_redis, Tags.database, deploy=True)
 
 
@@ -208,6 +209,8 @@ _INTEGERS = (
     ("USER_AGENT_MAX_LENGTH", 1, False, "The default, 256, keeps common browsers' headers "
      "whole.", 16),
     ("PROXY_COUNT", 1, True, "The number of proxies in front of Django, or None.", 18),
+    ("REAUTHENTICATE_AFTER", 0, True, "Seconds after sign-in; 0 always asks for the "
+     "password, None never does. The default is 3600.", 20),
 )  # fmt: skip
 
 
@@ -248,6 +251,7 @@ def _check_flags(raw: dict[str, Any]) -> list[CheckMessage]:
         "END_OTHER_SESSIONS_ON_PASSWORD_CHANGE",
         "END_SESSIONS_ON_DEACTIVATE",
         "END_SESSIONS_ON_DELETE",
+        "ADMIN",
     ):
         if name in raw and not isinstance(raw[name], bool):
             errors.append(
@@ -364,6 +368,34 @@ def _check_engine() -> list[CheckMessage]:
             f"django_charon_sessions is installed but SESSION_ENGINE is {engine!r}.",
             f'Set SESSION_ENGINE = "{ENGINE}" to store sessions with it.',
             3,
+        )
+    ]
+
+
+def check_admin(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check that the user admin has the sessions pages when ``ADMIN`` asks for them."""
+    from django.apps import apps
+
+    raw = getattr(settings, "CHARON_SESSIONS", {})
+    if not isinstance(raw, dict) or not charon_settings.ADMIN:
+        return []
+    if not apps.is_installed("django.contrib.admin"):
+        return []
+    from django.contrib import admin
+    from django.contrib.auth import get_user_model
+
+    from .admin import SessionsAdminMixin
+
+    registered = admin.site._registry.get(get_user_model())
+    if registered is None or isinstance(registered, SessionsAdminMixin):
+        return []
+    return [
+        _warning(
+            f"The admin of {settings.AUTH_USER_MODEL} has no sessions pages.",
+            "List django_charon_sessions after django.contrib.admin and after the app that "
+            "registers your user admin in INSTALLED_APPS, or put SessionsAdminMixin first "
+            "in your user admin's bases.",
+            6,
         )
     ]
 

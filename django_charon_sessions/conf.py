@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "END_OTHER_SESSIONS_ON_PASSWORD_CHANGE": True,
     "END_SESSIONS_ON_DEACTIVATE": True,
     "END_SESSIONS_ON_DELETE": True,
+    "ADMIN": True,
+    "REAUTHENTICATE_AFTER": 3600,
 }
 
 #: Used when neither ``URL`` nor ``CACHE_ALIAS`` nor ``CONNECTION_FACTORY`` is set.
@@ -144,6 +146,17 @@ class CharonSettings:
     @property
     def END_SESSIONS_ON_DELETE(self) -> bool:  # noqa: N802
         return bool(self._get("END_SESSIONS_ON_DELETE"))
+
+    @property
+    def ADMIN(self) -> bool:  # noqa: N802
+        """Whether the user model's admin gets the sessions pages without code."""
+        return bool(self._get("ADMIN"))
+
+    @property
+    def REAUTHENTICATE_AFTER(self) -> int | None:  # noqa: N802
+        """Seconds after sign-in when ending sessions asks for the password; None never."""
+        value = self._get("REAUTHENTICATE_AFTER")
+        return None if value is None else int(value)
 
 
 charon_settings = CharonSettings()

@@ -8,13 +8,18 @@ Each is a setting (see the docs) and on by default:
 - ``END_SESSIONS_ON_DEACTIVATE``: a saved user with ``is_active`` False loses
   all sessions;
 - ``END_SESSIONS_ON_DELETE``: a deleted user loses all sessions.
+
+A sign-in also stamps its time in the session (``AUTH_TIME_KEY``), so the
+users' own sessions page knows when to ask for the password again.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_delete, post_save
 
 from .conf import charon_settings
@@ -22,6 +27,8 @@ from .signals import REASON_DEACTIVATED, REASON_DELETED, REASON_PASSWORD_CHANGE
 
 ENGINE = "django_charon_sessions.engine"
 AUTH_USER_KEY = "_auth_user_id"
+#: Session key holding the Unix time of the sign-in (or of the last password check).
+AUTH_TIME_KEY = "_charon_auth_time"
 
 
 def connect() -> None:
@@ -29,6 +36,13 @@ def connect() -> None:
     model = settings.AUTH_USER_MODEL
     post_save.connect(user_saved, sender=model, dispatch_uid="charon_sessions.user_saved")
     post_delete.connect(user_deleted, sender=model, dispatch_uid="charon_sessions.user_deleted")
+    user_logged_in.connect(logged_in, dispatch_uid="charon_sessions.logged_in")
+
+
+def logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    session = getattr(request, "session", None)
+    if session is not None and _in_use():
+        session[AUTH_TIME_KEY] = int(time.time())
 
 
 def _in_use() -> bool:

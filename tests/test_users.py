@@ -17,15 +17,9 @@ from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import Keys, member_of
 from django_charon_sessions.signals import sessions_ended
 from tests.commands import count
+from tests.devices import CHROME_MAC, FIREFOX, PASSWORD, device, key_of, signed_in
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "pw-for-tests-1234"
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
-CHROME_MAC = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
-)
 
 
 @pytest.fixture
@@ -49,24 +43,6 @@ def ended():
     sessions_ended.connect(receiver)
     yield seen
     sessions_ended.disconnect(receiver)
-
-
-def device(user, agent: str = FIREFOX, ip: str = "192.0.2.10") -> Client:
-    """A browser signed in as ``user`` through the real login view."""
-    client = Client(HTTP_USER_AGENT=agent, REMOTE_ADDR=ip)
-    response = client.post(
-        "/accounts/login/", {"username": user.get_username(), "password": PASSWORD}
-    )
-    assert response.status_code == 302
-    return client
-
-
-def key_of(client: Client) -> str:
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-
-def signed_in(client: Client) -> bool:
-    return "Signed in as" in client.get("/").text
 
 
 def seed(user, n: int) -> list[str]:

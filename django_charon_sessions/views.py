@@ -1,0 +1,100 @@
+"""The page where signed-in users see their own sessions and end the others."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods
+
+from .api import end_session, end_sessions, list_sessions, public_id
+from .conf import charon_settings
+from .forms import ConfirmPasswordForm
+from .keyspace import is_valid_member
+from .receivers import AUTH_TIME_KEY
+from .signals import REASON_LOGOUT_EVERYWHERE, REASON_REVOKED
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+TEMPLATE = "django_charon_sessions/sessions.html"
+END_OTHERS = "others"
+
+
+def needs_password(request: HttpRequest) -> bool:
+    """Return whether ending sessions must first confirm the password.
+
+    True when the sign-in (or the last confirmation) is older than
+    ``REAUTHENTICATE_AFTER`` seconds, or its time is unknown.
+    """
+    after = charon_settings.REAUTHENTICATE_AFTER
+    if after is None:
+        return False
+    stamp = request.session.get(AUTH_TIME_KEY)
+    if not isinstance(stamp, int):
+        return True
+    return time.time() - stamp >= after
+
+
+@login_required
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def my_sessions(request: HttpRequest) -> HttpResponse:
+    """List the user's sessions (GET); end one or all the others (POST)."""
+    form = ConfirmPasswordForm(request=request) if needs_password(request) else None
+    if request.method == "POST":
+        target = request.POST.get("end", "")
+        if target != END_OTHERS and not is_valid_member(target):
+            return HttpResponseBadRequest(_("Say which session to end."))
+        if form is not None:
+            form = ConfirmPasswordForm(request.POST, request=request)
+            if form.is_valid():
+                request.session[AUTH_TIME_KEY] = int(time.time())
+            else:
+                return _page(request, form)
+        _end(request, target)
+        return HttpResponseRedirect(reverse("charon_sessions:list"))
+    return _page(request, form)
+
+
+def _end(request: HttpRequest, target: str) -> None:
+    own = request.session.session_key
+    if target == END_OTHERS:
+        count = end_sessions(request.user, keep_session_key=own, reason=REASON_LOGOUT_EVERYWHERE)
+        text = ngettext(
+            "Signed out %(count)d other device.", "Signed out %(count)d other devices.", count
+        )
+        messages.success(request, text % {"count": count}, fail_silently=True)
+        return
+    if own and is_valid_member(target) and target == _current_id(request):
+        text = _("Use “Sign out” to end this device's session.")
+        messages.info(request, text, fail_silently=True)
+        return
+    if end_session(request.user, target, reason=REASON_REVOKED):
+        messages.success(request, _("Signed out that device."), fail_silently=True)
+    else:
+        messages.info(request, _("That device was already signed out."), fail_silently=True)
+
+
+def _current_id(request: HttpRequest) -> str | None:
+    key = request.session.session_key
+    return public_id(key) if key else None
+
+
+def _page(request: HttpRequest, form: ConfirmPasswordForm | None) -> HttpResponse:
+    sessions = list_sessions(request.user, current_session_key=request.session.session_key)
+    context = {
+        "sessions": sessions,
+        "others": [s for s in sessions if not s.is_current],
+        "form": form,
+        "end_others": END_OTHERS,
+    }
+    return render(request, TEMPLATE, context)
