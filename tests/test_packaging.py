@@ -20,6 +20,19 @@ def test_package_is_the_installed_wheel(repo_root):
     assert "site-packages" in path.parts
     assert (path.parent / "lua" / "charon.lua").is_file()
     assert (path.parent / "py.typed").is_file()
+    templates = path.parent / "templates"
+    for name in (
+        "admin/django_charon_sessions/sessions.html",
+        "admin/django_charon_sessions/confirm.html",
+        "admin/django_charon_sessions/confirm_action.html",
+        "admin/django_charon_sessions/change_form.html",
+        "admin/django_charon_sessions/breadcrumbs.html",
+        "django_charon_sessions/base.html",
+        "django_charon_sessions/sessions.html",
+        "django_charon_sessions/includes/when.html",
+    ):
+        assert (templates / name).is_file(), name
+    assert (path.parent / "static" / "django_charon_sessions" / "sessions.css").is_file()
 
 
 def test_library_source_is_versioned():
