@@ -62,7 +62,7 @@ def axe_source() -> str:
     path = cache / "django-charon-sessions" / f"axe-core-{AXE_VERSION}.min.js"
     if not path.exists():
         try:
-            with urllib.request.urlopen(AXE_URL, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(AXE_URL, timeout=30) as response:
                 tarball = response.read()
         except OSError as exc:
             _unavailable(f"cannot fetch axe-core from the npm registry: {exc}")
