@@ -38,9 +38,9 @@ def seed(client, users: int, entries: int, live: int) -> None:
         for e in range(entries):
             # Half expired (score in the past), half vanished (no session hash).
             score = now_ms - 60_000 if e % 2 == 0 else now_ms + 3_600_000
-            scores[f"stale{u:07d}{e:04d}xxxxx"[:22]] = score
+            scores[f"stale{u:07d}{e:04d}xxxxxxxxxx"[:26]] = score
         for n in range(live):
-            member = f"live{u:07d}{n:04d}xxxxxx"[:22]
+            member = f"live{u:07d}{n:04d}xxxxxxxxxxx"[:26]
             scores[member] = now_ms + 3_600_000
             pipe.hset(keys.index[:-1] + "s:" + member, "\xffc", "1")
         pipe.zadd(keys.index, scores)

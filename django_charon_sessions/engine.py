@@ -133,6 +133,9 @@ class SessionStore(SessionBase):
         #: Facts about the request (JSON: IP, user agent) stored with an
         #: authenticated session; set by SessionMetadataMiddleware.
         self.client_facts = ""
+        # The last Keys computed, with the session key and prefix they are for:
+        # a load and the save after it need the same ones.
+        self._keys_memo: tuple[str, str, Keys] | None = None
 
     if TYPE_CHECKING:
         # Django's private loaders, missing from django-stubs.
@@ -169,7 +172,13 @@ class SessionStore(SessionBase):
     def _keys(self, session_key: str | None = None) -> Keys:
         key = session_key or self.session_key
         assert key is not None
-        return Keys.for_member(context().prefix, self._tag(key), member_of(key))
+        prefix = context().prefix
+        memo = self._keys_memo
+        if memo is not None and memo[0] == key and memo[1] == prefix:
+            return memo[2]
+        keys = Keys.for_member(prefix, self._tag(key), member_of(key))
+        self._keys_memo = (key, prefix, keys)
+        return keys
 
     # -- imported keys ----------------------------------------------------
 

@@ -7,8 +7,8 @@ index share one slot, and the cookie does not reveal the id); for an anonymous
 session it is random.
 
 Redis never sees a session key. Keys and index members use a *member*: the
-first 128 bits of SHA-256 of the session key in lowercase base32 (26
-characters; never starting with "-", so it can be passed on a command line).
+first 104 bits of SHA-256 of the session key, in hex (26 characters; never
+starting with "-", so it can be passed on a command line).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from django.utils.crypto import get_random_string
 TAG_LENGTH = 20
 RANDOM_LENGTH = 32
 KEY_LENGTH = TAG_LENGTH + RANDOM_LENGTH
+MEMBER_LENGTH = 26
 
 _TAG_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _RANDOM_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -76,8 +77,10 @@ def new_session_key(tag: str) -> str:
 
 def member_of(session_key: str) -> str:
     """Return the public, non-secret name of a session: a hash of its key."""
-    digest = hashlib.sha256(session_key.encode("ascii")).digest()[:16]
-    return base64.b32encode(digest).rstrip(b"=").decode("ascii").lower()
+    # Hex (a C routine) rather than base32 (pure Python, 5 us): this runs on
+    # every load and save. 104 bits keep members unique within a tag with
+    # a wide margin and reveal nothing usable of the key.
+    return hashlib.sha256(session_key.encode("ascii")).hexdigest()[:MEMBER_LENGTH]
 
 
 @lru_cache(maxsize=64)
@@ -108,7 +111,7 @@ def user_tags(user_id: str) -> list[str]:
     return tags
 
 
-_MEMBER_RE = re.compile(r"[a-z2-7]{26}\Z")
+_MEMBER_RE = re.compile(rf"[0-9a-f]{{{MEMBER_LENGTH}}}\Z")
 
 
 def is_valid_member(value: object) -> bool:

@@ -1,0 +1,268 @@
+"""Many sessions: filling a store, memory per session, a user's sessions, cleanup.
+
+Filling copies one real session of the engine (made through the engine, so
+its format is exact) under fresh names with ``DUMP``/``RESTORE`` in
+pipelines, or with bulk inserts for the database engines: fast enough for a
+million sessions, and every copy is a valid session of its engine.
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.sessions.models import Session
+from django.core.cache import caches
+from django.utils import timezone
+
+from benchmarks.engines import ENGINES, Engine
+from benchmarks.measure import DATA, auth_data, engine_settings, make_sessions, store_class
+
+if TYPE_CHECKING:
+    import redis
+
+CHUNK = 5_000
+
+
+def redis_names(engine: Engine, session_key: str) -> list[str]:
+    """Every Redis key one session of ``engine`` uses (its index and metadata too)."""
+    if engine.name == "charon":
+        from django_charon_sessions.keyspace import Keys
+
+        keys = Keys.for_session("charon", session_key)
+        return [keys.session, keys.index, keys.meta]
+    if engine.name == "floor":
+        return ["floor:" + session_key]
+    cache = caches[engine.cache_alias]
+    prefix = "django.contrib.sessions.cache"
+    if engine.name == "cached_db":
+        prefix = "django.contrib.sessions.cached_db"
+    return [cache.make_key(prefix + session_key)]
+
+
+def _rename(engine: Engine, names: list[str]) -> list[str]:
+    if engine.name == "charon":
+        # A new tag: the copy is another user's session (index and metadata
+        # included), consistent and verifiable (the MACs bind the member).
+        from django_charon_sessions.keyspace import random_tag
+
+        old = names[0].split("{", 1)[1].split("}", 1)[0]
+        tag = random_tag()
+        return [n.replace("{" + old + "}", "{" + tag + "}") for n in names]
+    suffix = secrets.token_hex(16)
+    return [n[:-32] + suffix for n in names]
+
+
+def fill(engine: Engine, admin: redis.Redis, count: int, user: Any) -> None:
+    """Add ``count`` signed-in sessions to the engine's store."""
+    if count <= 0:
+        return
+    with engine_settings(engine):
+        [template] = make_sessions(engine, 1, user)
+        if engine.module.endswith((".db", ".cached_db")):
+            _fill_db(template, count)
+        if engine.uses_redis:
+            _fill_redis(engine, admin, template, count)
+
+
+def _fill_redis(engine: Engine, admin: redis.Redis, template: str, count: int) -> None:
+    names = [n for n in redis_names(engine, template) if admin.exists(n)]
+    dumps = [(admin.dump(n), max(admin.pttl(n), 0)) for n in names]
+    pipe = admin.pipeline(transaction=False)
+    for i in range(count):
+        for name, (payload, ttl) in zip(_rename(engine, names), dumps, strict=True):
+            pipe.restore(name, ttl, payload, replace=True)
+        if i % CHUNK == CHUNK - 1:
+            pipe.execute()
+    pipe.execute()
+
+
+def _fill_db(template: str, count: int) -> None:
+    row = Session.objects.get(session_key=template)
+    expire = timezone.now() + timedelta(days=14)
+    for start in range(0, count, CHUNK * 4):
+        n = min(CHUNK * 4, count - start)
+        Session.objects.bulk_create(
+            Session(session_key=secrets.token_hex(16), session_data=row.session_data,
+                    expire_date=expire)
+            for _ in range(n)
+        )  # fmt: skip
+
+
+def clear(admin: redis.Redis) -> None:
+    admin.flushall()
+    Session.objects.all().delete()
+
+
+# -- memory ------------------------------------------------------------------
+
+
+def memory(admin: redis.Redis, make_user: Any) -> dict[str, dict[str, int]]:
+    """Bytes of Redis memory (MEMORY USAGE of every key involved) per session."""
+    out: dict[str, dict[str, int]] = {}
+    for engine in ENGINES.values():
+        if not engine.uses_redis:
+            continue
+        with engine_settings(engine):
+            [anon] = make_sessions(engine, 1, None)
+            user = make_user()
+            [first] = make_sessions(engine, 1, user)
+            one = _usage(admin, redis_names(engine, first))
+            [second] = make_sessions(engine, 1, user)
+            two = _usage(admin, set(redis_names(engine, first) + redis_names(engine, second)))
+            out[engine.name] = {
+                "anonymous": _usage(admin, redis_names(engine, anon)),
+                "authenticated": one,
+                "authenticated_next": two - one,  # one more session of the same user
+            }
+    return out
+
+
+def _usage(admin: redis.Redis, names: Any) -> int:
+    total = 0
+    for name in names:
+        total += int(admin.memory_usage(name, samples=0) or 0)
+    return total
+
+
+# -- a user's sessions: list and end -----------------------------------------------
+
+
+def _calls(admin: redis.Redis) -> int:
+    stats = admin.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def counted(admin: redis.Redis, func: Any, reps: int) -> tuple[float, int]:
+    """Return (median seconds, Redis commands of one run) of ``func``.
+
+    ``func`` is called once to count (INFO commandstats before and after, the
+    INFO calls left out), then ``reps`` times to time.
+    """
+    before = _calls(admin)
+    func()
+    calls = _calls(admin) - before - 1  # the first INFO counts itself afterwards
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), calls
+
+
+def list_user(engine: Engine, user: Any, admin: redis.Redis) -> list[Any]:
+    """List a user's sessions the way each engine allows."""
+    if engine.name == "charon":
+        from django_charon_sessions.api import list_sessions
+
+        return list_sessions(user)
+    uid = str(user.pk)
+    if engine.name == "db":
+        return [
+            s.session_key
+            for s in Session.objects.iterator(chunk_size=2000)
+            if s.get_decoded().get("_auth_user_id") == uid
+        ]
+    # A cache engine: every session key in Redis, then every value.
+    cache = caches[engine.cache_alias]
+    store = store_class(engine)
+    pattern = cache.make_key("django.contrib.sessions.cache") + "*"
+    found = []
+    batch: list[bytes] = []
+    for name in admin.scan_iter(match=pattern, count=2000):
+        batch.append(name)
+        if len(batch) == 2000:
+            found += _matching(store, batch, uid, cache)
+            batch = []
+    return found + _matching(store, batch, uid, cache)
+
+
+def _matching(store: Any, names: list[bytes], uid: str, cache: Any) -> list[str]:
+    prefix = len(cache.make_key("django.contrib.sessions.cache"))
+    keys = [n.decode()[prefix:] for n in names]
+    values = cache.get_many([f"django.contrib.sessions.cache{k}" for k in keys])
+    return [
+        k
+        for k in keys
+        if (values.get(f"django.contrib.sessions.cache{k}") or {}).get("_auth_user_id") == uid
+    ]
+
+
+def end_user(engine: Engine, user: Any, admin: redis.Redis) -> int:
+    """End every session of a user the way each engine allows; return how many."""
+    if engine.name == "charon":
+        from django_charon_sessions.api import end_sessions
+
+        return end_sessions(user)
+    found = list_user(engine, user, admin)
+    if engine.name == "db":
+        Session.objects.filter(session_key__in=found).delete()
+    else:
+        caches[engine.cache_alias].delete_many([f"django.contrib.sessions.cache{k}" for k in found])
+    return len(found)
+
+
+def user_ops(
+    admin: redis.Redis, make_user: Any, total: int, reps: int
+) -> dict[str, dict[str, float | int]]:
+    """List a user with 1,000 sessions and end a user with 10,000, among ``total``."""
+    out: dict[str, dict[str, float | int]] = {}
+    for name in ("charon", "cache_django_redis", "db"):
+        engine = ENGINES[name]
+        clear(admin)
+        with engine_settings(engine):
+            lister, ender = make_user(), make_user()
+            make_sessions(engine, 1000, lister)
+            fill(engine, admin, max(total - 11_000, 0), make_user())
+            seconds, calls = counted(
+                admin, lambda e=engine, u=lister: list_user(e, u, admin), reps
+            )
+            assert len(list_user(engine, lister, admin)) == 1000
+            make_sessions(engine, 10_000, ender)
+            started, before = time.perf_counter(), _calls(admin)
+            ended = end_user(engine, ender, admin)
+            end_seconds = time.perf_counter() - started
+            end_calls = _calls(admin) - before - 1
+            assert ended == 10_000, ended
+        out[name] = {
+            "list_1000_ms": round(seconds * 1000, 2),
+            "list_1000_commands": calls,
+            "end_10000_ms": round(end_seconds * 1000, 2),
+            "end_10000_commands": end_calls,
+        }
+    return out
+
+
+# -- cleanup -------------------------------------------------------------------
+
+
+def cleanup(admin: redis.Redis, stale: int) -> dict[str, dict[str, float]]:
+    """Remove ``stale`` expired entries: the index sweep here, expired rows for db."""
+    from benchmarks.cleanup import seed
+    from django_charon_sessions.maintenance import cleanup as charon_cleanup
+
+    clear(admin)
+    seed(admin, stale // 10, 10, 1)
+    started = time.perf_counter()
+    result = charon_cleanup()
+    seconds = time.perf_counter() - started
+    removed = result.expired + result.vanished
+    out = {"charon": {"removed": removed, "per_second": round(removed / seconds)}}
+
+    engine = ENGINES["db"]
+    with engine_settings(engine):
+        [template] = make_sessions(engine, 1, None)
+        _fill_db(template, stale)
+        Session.objects.update(expire_date=timezone.now() - timedelta(days=1))
+        store = store_class(engine)
+        started = time.perf_counter()
+        store.clear_expired()
+        seconds = time.perf_counter() - started
+    out["db"] = {"removed": stale + 1, "per_second": round((stale + 1) / seconds)}
+    return out
+
+
+__all__ = ["DATA", "auth_data", "cleanup", "fill", "memory", "user_ops"]
