@@ -338,3 +338,15 @@ def test_session_limit_ignores_expired_entries(backend, user, ended):
     assert SessionStore().exists(long_lived)
     assert len(api.list_sessions(user)) == 2
     assert ended == []
+
+
+def test_lost_metadata_comes_back_on_the_next_load(backend, user):
+    laptop = device(user, FIREFOX, "198.51.100.23")
+    keys = Keys.for_session("charon", key_of(laptop))
+    backend.admin.delete(keys.meta)  # as an eviction would
+    backend.admin.hdel(keys.session, b"\xffs")  # "last seen" is due
+    assert signed_in(laptop)
+    [listed] = api.list_sessions(user)
+    assert listed.ip == "198.51.100.23"
+    assert listed.browser.startswith("Firefox")
+    assert listed.created.year > 2000

@@ -15,6 +15,8 @@ Key schema (P is the KEY_PREFIX setting, T a 20 character tag, M a member):
                     Fields whose name starts with the byte 0xFF are ours:
                       \xffc  creation time, unix seconds (server clock)
                       \xffu  user id, present while the session is indexed
+                      \xffs  last seen, unix seconds: a copy of the time in
+                             P:{T}:m, so a load reads it with the data
                     Every other field is one session key (UTF-8) whose value
                     is a signature followed by the serialized value. The
                     byte 0xFF never occurs in UTF-8, so the two cannot clash.
@@ -43,6 +45,7 @@ the per-user limit), 0 key already exists (create collision), -1 session gone
 local META = '\255'
 local F_CREATED = META .. 'c'
 local F_USER = META .. 'u'
+local F_SEEN = META .. 's'
 -- Bound the work a single call does on behalf of expired index entries;
 -- the cleanup command takes care of any remainder.
 local PRUNE_LIMIT = 64
@@ -88,8 +91,11 @@ local function refresh_index(index, meta, now)
     redis.call('ZREM', index, unpack(stale))
     redis.call('HDEL', meta, unpack(stale))
   end
-  if expire_with_last(index, index) then
-    expire_with_last(meta, index)
+  local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if #last > 0 then
+    local at = fmt(tonumber(last[2]))
+    redis.call('PEXPIREAT', index, at)
+    redis.call('PEXPIREAT', meta, at)
   else
     redis.call('DEL', index, meta)
   end
@@ -115,15 +121,18 @@ end
 
 -- A session is alive when its hash exists and, if it belongs to a user,
 -- its member is still in that user's index. Returns alive, user id.
+-- Returns ok, user (or false), created (or false). Every stored session has
+-- a creation time, so one HMGET tells a live hash from a missing one.
 local function alive(session, index, member)
-  if redis.call('EXISTS', session) == 0 then
-    return false, false
+  local got = redis.call('HMGET', session, F_USER, F_CREATED)
+  local user, created = got[1], got[2]
+  if not user and not created and redis.call('EXISTS', session) == 0 then
+    return false, false, false
   end
-  local user = redis.call('HGET', session, F_USER)
   if user and not redis.call('ZSCORE', index, member) then
-    return false, user
+    return false, user, created
   end
-  return true, user
+  return true, user, created
 end
 
 -- Apply ARGV[at] = n followed by n field/value pairs, then a count of fields
@@ -150,10 +159,9 @@ end
 
 -- The idle TTL asked for, shortened to what is left of the absolute
 -- lifetime. Returns milliseconds; zero or less means "already over".
-local function effective_ttl(session, ttl, absolute, now)
+local function effective_ttl(created, ttl, absolute, now)
   if absolute > 0 then
-    local created = tonumber(redis.call('HGET', session, F_CREATED) or '0')
-    local left = (created + absolute) * 1000 - now
+    local left = (tonumber(created or '0') + absolute) * 1000 - now
     if left < ttl then
       return left
     end
@@ -195,7 +203,7 @@ end
 -- Set TTL and index state of a session whose fields are written. meta_rest
 -- is the request facts to store ('' keeps an existing entry's). Returns the
 -- number of sessions ended by the per-user limit.
-local function finish(keys, member, ttl, user, old_user, meta_rest, limit, now)
+local function finish(keys, member, ttl, user, old_user, meta_rest, limit, now, created, has_meta)
   local session, index, meta, ended = keys[1], keys[2], keys[3], keys[4]
   redis.call('PEXPIRE', session, fmt(ttl))
   if user ~= '' then
@@ -203,9 +211,10 @@ local function finish(keys, member, ttl, user, old_user, meta_rest, limit, now)
       redis.call('HSET', session, F_USER, user)
     end
     local added = redis.call('ZADD', index, fmt(now + ttl), member)
-    local seen = redis.call('HGET', meta, member)
-    if meta_rest ~= '' or not seen then
-      local created = redis.call('HGET', session, F_CREATED) or fmt(now / 1000)
+    -- A member already indexed has its metadata (load restores it if it
+    -- was lost); only a new one, or new request facts, write it here.
+    if meta_rest ~= '' or (added == 1 and not has_meta) then
+      created = created or fmt(now / 1000)
       redis.call('HSET', meta, member, meta_value(now / 1000, tonumber(created), meta_rest))
     end
     local limited = 0
@@ -240,13 +249,15 @@ local function load(keys, argv)
   if #fields == 0 then
     return false
   end
-  local user, created = false, 0
+  local user, created, last = false, 0, 0
   for i = 1, #fields, 2 do
     local f = fields[i]
     if f == F_USER then
       user = fields[i + 1]
     elseif f == F_CREATED then
       created = tonumber(fields[i + 1])
+    elseif f == F_SEEN then
+      last = tonumber(fields[i + 1])
     end
   end
   local now = nil
@@ -267,14 +278,25 @@ local function load(keys, argv)
       return false
     end
     if touch > 0 then
-      local seen = redis.call('HGET', meta, member)
       now = now or now_ms()
-      if seen and tonumber(string.sub(seen, 1, 10)) + touch <= now / 1000 then
-        if rest == '' then
-          rest = string.sub(seen, 23)
+      local now_s = math.floor(now / 1000)
+      -- The copy in the hash came with the data: most loads stop here.
+      if last + touch <= now_s then
+        local seen = redis.call('HGET', meta, member)
+        local stamp = now_s
+        if not seen then
+          -- Lost (evicted, say): write it again rather than list no facts.
+          redis.call('HSET', meta, member, meta_value(now_s, created, rest))
+        elseif tonumber(string.sub(seen, 1, 10)) + touch <= now_s then
+          if rest == '' then
+            rest = string.sub(seen, 23)
+          end
+          redis.call('HSET', meta, member,
+            meta_value(now_s, tonumber(string.sub(seen, 12, 21)), rest))
+        else
+          stamp = tonumber(string.sub(seen, 1, 10))
         end
-        redis.call('HSET', meta, member,
-          meta_value(now / 1000, tonumber(string.sub(seen, 12, 21)), rest))
+        redis.call('HSET', session, F_SEEN, fmt(stamp))
       end
     end
   end
@@ -309,15 +331,16 @@ local function save(keys, argv)
   local mode, member, ttl, user, meta_rest = argv[1], argv[2], tonumber(argv[3]), argv[4], argv[5]
   local absolute, limit = tonumber(argv[6]), tonumber(argv[7])
   local now = now_ms()
-  local old_user = false
+  local old_user, created = false, false
   if mode == 'c' then
     if redis.call('EXISTS', session) == 1 then
       return 0
     end
-    redis.call('HSET', session, F_CREATED, fmt(now / 1000))
+    created = fmt(now / 1000)
+    redis.call('HSET', session, F_CREATED, created)
   else
     local ok
-    ok, old_user = alive(session, index, member)
+    ok, old_user, created = alive(session, index, member)
     if not ok then
       if old_user then
         redis.call('DEL', session)
@@ -330,7 +353,7 @@ local function save(keys, argv)
     end
   end
   write_fields(session, argv, 8)
-  ttl = effective_ttl(session, ttl, absolute, now)
+  ttl = effective_ttl(created, ttl, absolute, now)
   if ttl <= 0 then
     redis.call('DEL', session)
     if old_user then
@@ -339,7 +362,7 @@ local function save(keys, argv)
     end
     return -2
   end
-  return 1 + finish(keys, member, ttl, user, old_user, meta_rest, limit, now)
+  return 1 + finish(keys, member, ttl, user, old_user, meta_rest, limit, now, created)
 end
 
 --[[
@@ -362,7 +385,7 @@ local function cycle(keys, argv)
     return 0
   end
   local now = now_ms()
-  local ok, old_user = alive(old, index, old_member)
+  local ok, old_user, old_created = alive(old, index, old_member)
   if not ok and argv[3] == '1' then
     redis.call('DEL', old)
     unindex(index, meta, old_member)
@@ -371,7 +394,7 @@ local function cycle(keys, argv)
   local created = fmt(now / 1000)
   local seen = false
   if ok then
-    created = redis.call('HGET', old, F_CREATED) or created
+    created = old_created or created
     seen = redis.call('HGET', meta, old_member)
   end
   redis.call('DEL', old)
@@ -384,14 +407,15 @@ local function cycle(keys, argv)
     redis.call('HSET', meta, new_member, seen)
   end
   write_fields(new, argv, 8)
-  ttl = effective_ttl(new, ttl, absolute, now)
+  ttl = effective_ttl(created, ttl, absolute, now)
   if ttl <= 0 then
     redis.call('DEL', new)
     unindex(index, meta, new_member)
     refresh_index(index, meta, now)
     return -2
   end
-  finish({new, index, meta, keys[5]}, new_member, ttl, user, false, meta_rest, 0, now)
+  finish({new, index, meta, keys[5]}, new_member, ttl, user, false, meta_rest, 0, now, created,
+    seen ~= false)
   return 1
 end
 
