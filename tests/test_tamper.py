@@ -108,3 +108,16 @@ def test_session_serializer_setting_is_used(backend, serializer):
         s = stored({"n": [1, 2]})
         _, value = field(backend, s.session_key, b"n")
         assert value.endswith(b"[1,2]")
+
+
+def test_fast_json_path_writes_what_djangos_serializer_writes():
+    from django.contrib.sessions.serializers import JSONSerializer
+
+    from django_charon_sessions.codec import Codec
+
+    codec = Codec(JSONSerializer(), "charon")
+    values = [0, -1.5, "é☃\u2028", {"a": [1, None, True]}, [], 'q"uote\\', 10**30]
+    for value in values:
+        assert codec.dumps(value) == JSONSerializer().dumps(value)
+    payloads = [codec.dumps(v) for v in values]
+    assert codec._loads_all(payloads) == values
