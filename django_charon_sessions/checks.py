@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_check
 from django.utils.module_loading import import_string
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 
 from .conf import DEFAULTS, charon_settings
 
@@ -410,7 +410,10 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
 
     try:
         client = get_client()
-        infos = _server_infos(client)
+        try:
+            infos = _server_infos(client)
+        except NoPermissionError:
+            infos = []  # INFO is not granted: Redis answered, the version is unknown
     except (SessionStoreError, RedisError) as exc:
         return [
             _error(
@@ -432,7 +435,10 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
     if errors:
         return errors
     try:
-        libraries = _libraries(client)
+        try:
+            libraries = _libraries(client)
+        except NoPermissionError:
+            libraries = {fn.LIBRARY}  # FUNCTION LIST not granted: the probe below tells
         if fn.LIBRARY not in libraries:
             if not charon_settings.LOAD_FUNCTIONS:
                 return [_missing_library()]
@@ -444,6 +450,33 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
                 "Grant the Redis user FUNCTION LOAD, or load the library ahead of time "
                 "and set LOAD_FUNCTIONS to False (see the operations docs).",
                 103,
+            )
+        ]
+    return _probe_calls()
+
+
+def _probe_calls() -> list[CheckMessage]:
+    """Save and delete a throwaway session: the rights every request needs."""
+    from . import functions as fn
+    from .client import describe_target
+    from .engine import SessionStore
+    from .exceptions import RedisUnavailable, SessionStoreError
+
+    probe = SessionStore()
+    try:
+        probe["django_charon_sessions.deploy_check"] = 1
+        probe.save()
+        probe.delete()
+    except RedisUnavailable as exc:
+        return [_error(f"Cannot reach {describe_target()}: {exc}", "Start Redis.", 101)]
+    except SessionStoreError as exc:
+        return [
+            _error(
+                f"The Redis user cannot run the session functions: {exc}",
+                "Grant FCALL and FCALL_RO, and the commands the functions run "
+                f"({', '.join(fn.FUNCTION_COMMANDS)}), on keys "
+                f"'{charon_settings.KEY_PREFIX}:*'.",
+                105,
             )
         ]
     return []

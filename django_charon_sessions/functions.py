@@ -11,6 +11,7 @@ ahead of time instead.
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,26 @@ def _is_missing(exc: BaseException) -> bool:
     return isinstance(exc, rexc.ResponseError) and "function not found" in str(exc).lower()
 
 
+#: Public name for callers that pipeline their own FCALLs (cleanup).
+is_missing = _is_missing
+
+
+class LibraryMissing(Exception):  # noqa: N818 - a signal to reload, not an error
+    """The library vanished during a pipelined run; load it and run again."""
+
+
+#: The commands the library's functions run; the app's Redis user needs them too
+#: (Redis checks them against the caller's ACL). Read from the source itself.
+FUNCTION_COMMANDS = tuple(
+    sorted(set(re.findall(r"(?:redis\.call|call_chunked)\('([A-Z]+)'", SOURCE)))
+)
+
+
+def _is_script_acl_error(exc: BaseException) -> bool:
+    # Redis 7 reports a command a function may not run as a plain error reply.
+    return isinstance(exc, rexc.ResponseError) and "user executing the script can't run" in str(exc)
+
+
 def translate(exc: BaseException) -> SessionStoreError:
     """Return the documented exception for a Redis error, with a clear message."""
     s = charon_settings
@@ -76,11 +97,13 @@ def translate(exc: BaseException) -> SessionStoreError:
         return SessionStoreError(
             f"Redis rejected the session store's credentials for {describe_target()} ({reason})."
         )
-    if isinstance(exc, rexc.NoPermissionError):
+    if isinstance(exc, rexc.NoPermissionError) or _is_script_acl_error(exc):
         return SessionStoreError(
             f"The Redis user of the session store lacks a permission ({reason}). It needs "
-            f"FCALL and FCALL_RO on keys '{s.KEY_PREFIX}:*', and FUNCTION LOAD unless the "
-            "library is loaded ahead of time (see the operations docs)."
+            f"FCALL and FCALL_RO on keys '{s.KEY_PREFIX}:*', the commands the functions run "
+            f"there ({', '.join(FUNCTION_COMMANDS)}: Redis checks them against the "
+            "caller's ACL too), and FUNCTION LOAD unless the library is loaded ahead of "
+            "time (see the operations docs)."
         )
     if isinstance(exc, _UNAVAILABLE):
         return RedisUnavailable(
@@ -163,6 +186,12 @@ async def afcall(client: AsyncClient, fn: str, keys: Sequence[str], args: Sequen
     try:
         try:
             return await _fcall_async(client, fn, keys, args)
+        except TypeError as exc:
+            # redis-py's asyncio connection can fail this way when the server
+            # goes away while it writes (its transport is already gone).
+            if "'NoneType' object is not callable" not in str(exc):
+                raise
+            raise rexc.ConnectionError(f"connection closed while sending ({exc})") from exc
         except rexc.ResponseError as exc:
             if not _is_missing(exc):
                 raise

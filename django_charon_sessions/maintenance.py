@@ -209,8 +209,22 @@ def cleanup(
     """Remove stale index entries and ended sessions' data; return the report.
 
     With ``dry_run`` nothing is removed and the report says what would be.
-    ``progress`` is called after each batch with the report so far.
+    ``progress`` is called after each batch with the report so far. If the
+    library vanishes during the run (``FUNCTION FLUSH``, a failover), it is
+    loaded again and the run, which is idempotent, done once more.
     """
+    try:
+        return _cleanup(batch_size, dry_run, detail, progress)
+    except fn.LibraryMissing:
+        return _cleanup(batch_size, dry_run, detail, progress)
+
+
+def _cleanup(
+    batch_size: int,
+    dry_run: bool,
+    detail: bool,
+    progress: Callable[[CleanupReport], None] | None,
+) -> CleanupReport:
     client: Any = get_client()
     report = CleanupReport(dry_run=dry_run)
     dry = "1" if dry_run else "0"
@@ -233,6 +247,8 @@ def cleanup(
             if progress:
                 progress(report)
     except RedisError as exc:
+        if fn.is_missing(exc) and charon_settings.LOAD_FUNCTIONS:
+            raise fn.LibraryMissing from exc
         raise fn.translate(exc) from exc
     return report
 

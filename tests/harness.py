@@ -182,9 +182,76 @@ class RedisCluster:
     def client(self) -> redis.cluster.RedisCluster:
         return redis.cluster.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
 
+    def add_replica(self, primary: int = 0, timeout: float = 30.0) -> RedisServer:
+        """Start one more node and make it a replica of ``nodes[primary]``.
+
+        The caller closes it (``close()`` only closes ``nodes``). Returns once
+        the replica is in sync and every node knows it as a replica.
+        """
+        target = self.nodes[primary]
+        node = RedisServer(*target.extra, cluster=True).start()
+        link = node.client(socket_timeout=2)
+        owner = target.client(socket_timeout=2)
+        try:
+            primary_id = owner.execute_command("CLUSTER", "MYID")
+            primary_id = primary_id.decode() if isinstance(primary_id, bytes) else primary_id
+            link.execute_command("CLUSTER", "MEET", "127.0.0.1", target.port)
+            wait_until(
+                lambda: primary_id in str(link.execute_command("CLUSTER", "NODES")),
+                timeout=timeout,
+                what="the new node to learn the cluster",
+            )
+            link.execute_command("CLUSTER", "REPLICATE", primary_id)
+            wait_until(
+                lambda: link.info("replication").get("master_link_status") == "up",
+                timeout=timeout,
+                what="the replica to sync",
+            )
+            replica_id = link.execute_command("CLUSTER", "MYID")
+            replica_id = replica_id.decode() if isinstance(replica_id, bytes) else replica_id
+            for other in self.nodes:
+                c = other.client(socket_timeout=2)
+                wait_until(
+                    lambda c=c: any(
+                        line.startswith(replica_id) and "slave" in line
+                        for line in _text(c.execute_command("CLUSTER", "NODES")).splitlines()
+                    ),
+                    timeout=timeout,
+                    what="every node to know the replica",
+                )
+                c.close()
+        finally:
+            link.close()
+            owner.close()
+        return node
+
+    def wait_promoted(self, replica: RedisServer, timeout: float = 30.0) -> None:
+        """Wait until ``replica`` is a primary and every live node says the cluster is ok."""
+        c = replica.client(socket_timeout=2)
+        wait_until(
+            lambda: c.info("replication").get("role") == "master",
+            timeout=timeout,
+            what="the replica to be promoted",
+        )
+        c.close()
+        for node in [*self.nodes, replica]:
+            if node.process is None:
+                continue
+            n = node.client(socket_timeout=2)
+            wait_until(
+                lambda n=n: n.cluster("info").get("cluster_state") == "ok",
+                timeout=timeout,
+                what="cluster_state:ok after the failover",
+            )
+            n.close()
+
     def close(self) -> None:
         for node in self.nodes:
             node.close()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def require_redis() -> bool:
