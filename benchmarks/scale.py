@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import statistics
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from benchmarks.engines import ENGINES, Engine
 from benchmarks.measure import DATA, auth_data, engine_settings, make_sessions, store_class
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import redis
 
 CHUNK = 5_000
@@ -100,8 +103,26 @@ def clear(admin: redis.Redis) -> None:
 # -- memory ------------------------------------------------------------------
 
 
-def memory(admin: redis.Redis, make_user: Any) -> dict[str, dict[str, int]]:
-    """Bytes of Redis memory (MEMORY USAGE of every key involved) per session."""
+#: Redis's default is 64: a hash holding a longer value (Django's 66 byte
+#: ``_auth_user_hash`` with its signature) leaves the compact listpack encoding.
+TUNED = {"hash-max-listpack-value": "128"}
+
+
+def memory(admin: redis.Redis, make_user: Any) -> dict[str, dict[str, dict[str, int]]]:
+    """Bytes per session with Redis's default settings, and with :data:`TUNED`."""
+    defaults = {name: admin.config_get(name)[name] for name in TUNED}
+    out = {"default": _memory(admin, make_user)}
+    try:
+        for name, value in TUNED.items():
+            admin.config_set(name, value)
+        out["tuned"] = _memory(admin, make_user)
+    finally:
+        for name, value in defaults.items():
+            admin.config_set(name, value)
+    return out
+
+
+def _memory(admin: redis.Redis, make_user: Any) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for engine in ENGINES.values():
         if not engine.uses_redis:
@@ -131,26 +152,48 @@ def _usage(admin: redis.Redis, names: Any) -> int:
 # -- a user's sessions: list and end -----------------------------------------------
 
 
-def _calls(admin: redis.Redis) -> int:
-    stats = admin.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+@contextmanager
+def round_trips() -> Iterator[list[int]]:
+    """Count what this process sends: writes to Redis, and SQL queries.
 
-
-def counted(admin: redis.Redis, func: Any, reps: int) -> tuple[float, int]:
-    """Return (median seconds, Redis commands of one run) of ``func``.
-
-    ``func`` is called once to count (INFO commandstats before and after, the
-    INFO calls left out), then ``reps`` times to time.
+    Yields ``[redis_writes, sql_queries]``, filled in when the block ends. A
+    write is one round trip: a command, or a whole pipeline. (Redis's own
+    command statistics would also count the commands a function runs
+    inside the server, which are not round trips.)
     """
-    before = _calls(admin)
-    func()
-    calls = _calls(admin) - before - 1  # the first INFO counts itself afterwards
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from redis.connection import AbstractConnection
+
+    counts = [0, 0]
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        counts[0] += 1
+        original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            yield counts
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+    counts[1] = len(queries.captured_queries)
+
+
+def counted(func: Any, reps: int) -> tuple[float, list[int]]:
+    """Return (median seconds, [round trips to Redis, SQL queries]) of ``func``.
+
+    ``func`` is called once to count, then ``reps`` times to time.
+    """
+    with round_trips() as counts:
+        func()
     times = []
     for _ in range(reps):
         started = time.perf_counter()
         func()
         times.append(time.perf_counter() - started)
-    return statistics.median(times), calls
+    return statistics.median(times), counts
 
 
 def list_user(engine: Engine, user: Any, admin: redis.Redis) -> list[Any]:
@@ -217,21 +260,21 @@ def user_ops(
             lister, ender = make_user(), make_user()
             make_sessions(engine, 1000, lister)
             fill(engine, admin, max(total - 11_000, 0), make_user())
-            seconds, calls = counted(
-                admin, lambda e=engine, u=lister: list_user(e, u, admin), reps
-            )
+            seconds, calls = counted(lambda e=engine, u=lister: list_user(e, u, admin), reps)
             assert len(list_user(engine, lister, admin)) == 1000
             make_sessions(engine, 10_000, ender)
-            started, before = time.perf_counter(), _calls(admin)
-            ended = end_user(engine, ender, admin)
-            end_seconds = time.perf_counter() - started
-            end_calls = _calls(admin) - before - 1
+            with round_trips() as end_calls:
+                started = time.perf_counter()
+                ended = end_user(engine, ender, admin)
+                end_seconds = time.perf_counter() - started
             assert ended == 10_000, ended
         out[name] = {
             "list_1000_ms": round(seconds * 1000, 2),
-            "list_1000_commands": calls,
+            "list_1000_round_trips": calls[0],
+            "list_1000_sql": calls[1],
             "end_10000_ms": round(end_seconds * 1000, 2),
-            "end_10000_commands": end_calls,
+            "end_10000_round_trips": end_calls[0],
+            "end_10000_sql": end_calls[1],
         }
     return out
 

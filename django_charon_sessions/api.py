@@ -33,8 +33,11 @@ class UserSession:
 
     #: Public id: a hash of the session key, safe in URLs and logs.
     id: str
+    #: When the session signed in (UTC).
     created: datetime
+    #: When a request last used it (UTC), updated at most once per ``LAST_SEEN_INTERVAL``.
     last_seen: datetime
+    #: When it expires (UTC), unless a later save moves the expiry.
     expires: datetime
     #: Client IP when the session was last seen ("" if not captured).
     ip: str
@@ -58,7 +61,9 @@ class UserSession:
 class SessionStats:
     """Counts over all users' live (authenticated) sessions."""
 
+    #: Live signed-in sessions.
     sessions: int
+    #: Users with at least one of them.
     users: int
     #: Sessions last seen within the window asked for (None if none asked).
     active: int | None

@@ -159,4 +159,5 @@ class CharonSettings:
         return None if value is None else int(value)
 
 
+#: The settings object the app reads: ``charon_settings.KEY_PREFIX`` and so on.
 charon_settings = CharonSettings()

@@ -13,11 +13,17 @@ from django.dispatch import Signal
 #: the reason given to the API).
 sessions_ended = Signal()
 
+#: One session was ended by hand (the admin's "Revoke", a user's "Sign out").
 REASON_REVOKED = "revoked"
+#: All of a user's sessions, or all but one, were ended ("Log out everywhere").
 REASON_LOGOUT_EVERYWHERE = "logout_everywhere"
+#: The user's password changed (``END_OTHER_SESSIONS_ON_PASSWORD_CHANGE``).
 REASON_PASSWORD_CHANGE = "password_change"  # noqa: S105 - a reason, not a secret
+#: The user was saved with ``is_active = False`` (``END_SESSIONS_ON_DEACTIVATE``).
 REASON_DEACTIVATED = "deactivated"
+#: The user was deleted (``END_SESSIONS_ON_DELETE``).
 REASON_DELETED = "deleted"
+#: A new session went over ``MAX_SESSIONS_PER_USER``; the oldest ended.
 REASON_LIMIT = "limit"
 
 

@@ -1,6 +1,10 @@
-"""The users' own sessions page. Include it where signed-in users can reach it::
+"""The users' own sessions page.
 
-path("account/sessions/", include("django_charon_sessions.urls")),
+Include it in the URLconf where signed-in users can reach it::
+
+    path("account/sessions/", include("django_charon_sessions.urls")),
+
+The page's URL name is ``charon_sessions:list``.
 """
 
 from __future__ import annotations
