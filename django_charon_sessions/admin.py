@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.loader import get_template, select_template
@@ -90,7 +90,8 @@ class SessionsAdminMixin(_Base):
     def sessions_url(self, obj: Model) -> str:
         """Return the URL of the sessions page of ``obj``."""
         info = self.admin_site.name, self.opts.app_label, self.opts.model_name
-        return reverse("{}:{}_{}_sessions".format(*info), args=[obj.pk])
+        # quote(), as the admin's own URLs: a string key may hold "/" or "_".
+        return reverse("{}:{}_{}_sessions".format(*info), args=[quote(obj.pk)])
 
     # Views
 

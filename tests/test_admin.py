@@ -391,3 +391,15 @@ def test_own_page_lists_facts(backend, ada):
     page = laptop.get(MY_SESSIONS).text
     assert "203.0.113.9" in page
     assert "Firefox 130" in page
+
+
+def test_urls_quote_keys_as_the_admin_does():
+    from types import SimpleNamespace
+
+    from django.contrib.admin.utils import unquote
+    from django.urls import resolve
+
+    model_admin = admin.site._registry[get_user_model()]
+    url = model_admin.sessions_url(SimpleNamespace(pk="a/b_c"))
+    assert "/a_2Fb_5Fc/sessions/" in url
+    assert unquote(resolve(url).kwargs["object_id"]) == "a/b_c"
