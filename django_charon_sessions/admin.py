@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import django
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
@@ -29,7 +30,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from .api import end_session, end_sessions, list_sessions
+from .api import end_session, end_sessions, list_sessions, public_id
 from .keyspace import is_valid_member
 
 if TYPE_CHECKING:
@@ -101,9 +102,11 @@ class SessionsAdminMixin(_Base):
             raise Http404(_("No such user."))
         return obj
 
-    def _context(self, request: HttpRequest, obj: Model, title: str) -> dict[str, Any]:
+    def _context(self, request: HttpRequest, obj: Model | None, title: str) -> dict[str, Any]:
         return {
             **self.admin_site.each_context(request),
+            # Django 6.1's admin marks breadcrumbs up as a list; earlier, a div.
+            "charon_list_breadcrumbs": django.VERSION >= (6, 1),
             "opts": self.opts,
             "app_label": self.opts.app_label,
             "original": obj,
@@ -112,8 +115,8 @@ class SessionsAdminMixin(_Base):
             "has_view_permission": self.has_view_permission(request, obj),
             "has_change_permission": self.has_change_permission(request, obj),
             "can_end_sessions": self.has_end_sessions_permission(request, obj),
-            "sessions_url": self.sessions_url(obj),
-            "end_url": self.sessions_url(obj) + "end/",
+            "sessions_url": self.sessions_url(obj) if obj is not None else "",
+            "end_url": self.sessions_url(obj) + "end/" if obj is not None else "",
         }
 
     def sessions_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -137,9 +140,14 @@ class SessionsAdminMixin(_Base):
         session_id = data.get("session", "")
         if session_id and not is_valid_member(session_id):
             raise Http404(_("No such session."))
+        current = request.session.session_key if hasattr(request, "session") else None
+        if session_id and current and session_id == public_id(current):
+            self.message_user(
+                request, _("This is your current session: use “Log out”."), messages.WARNING
+            )
+            return HttpResponseRedirect(self.sessions_url(obj))
         if request.method == "POST":
             return self._end(request, obj, session_id)
-        current = request.session.session_key if hasattr(request, "session") else None
         sessions = list_sessions(obj, current_session_key=current)
         if session_id:
             sessions = [s for s in sessions if s.id == session_id]
@@ -162,19 +170,18 @@ class SessionsAdminMixin(_Base):
     def _end(self, request: HttpRequest, obj: Model, session_id: str) -> HttpResponse:
         if session_id:
             count = int(end_session(obj, session_id))
-            what = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", count)
+            what = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", count) % {
+                "count": count
+            }
         else:
             count = end_sessions(obj, keep_session_key=self._keep_for(request, obj))
-            what = ngettext(
-                "Logged out everywhere: ended %(count)d session.",
-                "Logged out everywhere: ended %(count)d sessions.",
-                count,
-            )
-        self.log_change(request, obj, what % {"count": count})
+            what = _ended(count)
+        if count or not session_id:
+            self.log_change(request, obj, what)
         if session_id and not count:
             self.message_user(request, _("That session had already ended."), messages.WARNING)
         else:
-            self.message_user(request, what % {"count": count}, messages.SUCCESS)
+            self.message_user(request, what, messages.SUCCESS)
         return HttpResponseRedirect(self.sessions_url(obj))
 
     # The changelist action
@@ -186,43 +193,29 @@ class SessionsAdminMixin(_Base):
     def end_sessions_of_selected(
         self, request: HttpRequest, queryset: QuerySet[Any]
     ) -> HttpResponse | None:
-        """End every session of the selected users, after a confirmation page."""
+        """End every session of the selected users, after a confirmation page.
+
+        Users for whom :meth:`has_end_sessions_permission` says no are left
+        alone, and the message says how many.
+        """
+        allowed = [u for u in queryset if self.has_end_sessions_permission(request, u)]
+        skipped = len(queryset) - len(allowed)
         if request.POST.get("post") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "app_label": self.opts.app_label,
-                "title": _("Log out everywhere"),
-                "users": [(user, len(list_sessions(user))) for user in queryset],
+            context = self._context(request, None, _("Log out everywhere"))
+            context |= {
+                "users": [(user, len(list_sessions(user))) for user in allowed],
+                "skipped": skipped,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "action_name": "end_sessions_of_selected",
             }
             request.current_app = self.admin_site.name
             return TemplateResponse(request, self.sessions_action_template, context)
-        sessions = users = 0
-        for user in queryset:
+        sessions = 0
+        for user in allowed:
             count = end_sessions(user, keep_session_key=self._keep_for(request, user))
-            self.log_change(
-                request,
-                user,
-                ngettext(
-                    "Logged out everywhere: ended %(count)d session.",
-                    "Logged out everywhere: ended %(count)d sessions.",
-                    count,
-                )
-                % {"count": count},
-            )
-            sessions, users = sessions + count, users + 1
-        self.message_user(
-            request,
-            ngettext(
-                "Ended %(sessions)d session of %(users)d selected user.",
-                "Ended %(sessions)d sessions of %(users)d selected users.",
-                users,
-            )
-            % {"sessions": sessions, "users": users},
-            messages.SUCCESS,
-        )
+            self.log_change(request, user, _ended(count))
+            sessions += count
+        self.message_user(request, _summary(sessions, len(allowed), skipped), messages.SUCCESS)
         return None
 
     # The link on the change form
@@ -254,6 +247,33 @@ class SessionsAdminMixin(_Base):
         response.context_data["charon_parent_template"] = parent
         response.context_data["charon_sessions_url"] = self.sessions_url(obj)
         return response
+
+
+def _ended(count: int) -> str:
+    return ngettext(
+        "Logged out everywhere: ended %(count)d session.",
+        "Logged out everywhere: ended %(count)d sessions.",
+        count,
+    ) % {"count": count}
+
+
+def _summary(sessions: int, users: int, skipped: int) -> str:
+    # Two numbers, two plural forms: one ngettext for each.
+    text = ngettext(
+        "Ended %(sessions)s of %(count)d selected user.",
+        "Ended %(sessions)s of %(count)d selected users.",
+        users,
+    ) % {
+        "sessions": ngettext("%(n)d session", "%(n)d sessions", sessions) % {"n": sessions},
+        "count": users,
+    }
+    if skipped:
+        text += " " + ngettext(
+            "Skipped %(count)d user you may not log out.",
+            "Skipped %(count)d users you may not log out.",
+            skipped,
+        ) % {"count": skipped}
+    return text
 
 
 def adopt_user_admin(site: admin.AdminSite | None = None) -> bool:

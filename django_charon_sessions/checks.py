@@ -392,9 +392,10 @@ def check_admin(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
     return [
         _warning(
             f"The admin of {settings.AUTH_USER_MODEL} has no sessions pages.",
-            "List django_charon_sessions after django.contrib.admin and after the app that "
-            "registers your user admin in INSTALLED_APPS, or put SessionsAdminMixin first "
-            "in your user admin's bases.",
+            "The user admin was registered after django_charon_sessions adopted it: list "
+            "the app after django.contrib.admin in INSTALLED_APPS, and register the user "
+            "admin in an admin.py module (not in urls.py or another ready(), nor with "
+            "SimpleAdminConfig), or put SessionsAdminMixin first in its bases.",
             6,
         )
     ]
@@ -458,14 +459,23 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
 def _probe_calls() -> list[CheckMessage]:
     """Save and delete a throwaway session: the rights every request needs."""
     from . import functions as fn
+    from .api import list_sessions
     from .client import describe_target
     from .engine import SessionStore
     from .exceptions import RedisUnavailable, SessionStoreError
 
+    # Shaped like a signed-in session, so every function a request or the
+    # admin calls runs once: save, load, exists (FCALL_RO), list (FCALL_RO),
+    # delete. The user id cannot be a real one.
+    user = "django_charon_sessions deploy check"
     probe = SessionStore()
     try:
-        probe["django_charon_sessions.deploy_check"] = 1
+        probe["_auth_user_id"] = user
         probe.save()
+        key = probe.session_key
+        SessionStore(key).load()
+        probe.exists(key)
+        list_sessions(user)
         probe.delete()
     except RedisUnavailable as exc:
         return [_error(f"Cannot reach {describe_target()}: {exc}", "Start Redis.", 101)]

@@ -21,6 +21,7 @@ class ConfirmPasswordForm(forms.Form):
     def __init__(self, *args: Any, request: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request = request
+        self.user: Any = None
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data["password"]
@@ -30,4 +31,5 @@ class ConfirmPasswordForm(forms.Form):
         found = authenticate(self.request, username=user.get_username(), password=password)
         if found is None or found.pk != user.pk:
             raise forms.ValidationError(_("That is not your password."), code="invalid")
+        self.user = found
         return password

@@ -6,7 +6,9 @@ import time
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -50,16 +52,23 @@ def needs_password(request: HttpRequest) -> bool:
 def my_sessions(request: HttpRequest) -> HttpResponse:
     """List the user's sessions (GET); end one or all the others (POST)."""
     form = ConfirmPasswordForm(request=request) if needs_password(request) else None
+    if form is not None and not getattr(request.user, "has_usable_password", bool)():
+        # No password to ask for (single sign-on, say): a fresh sign-in instead.
+        if request.method == "POST":
+            return redirect_to_login(reverse("charon_sessions:list"))
+        return _page(request, None, sign_in_again=True)
     if request.method == "POST":
         target = request.POST.get("end", "")
         if target != END_OTHERS and not is_valid_member(target):
             return HttpResponseBadRequest(_("Say which session to end."))
         if form is not None:
             form = ConfirmPasswordForm(request.POST, request=request)
-            if form.is_valid():
-                request.session[AUTH_TIME_KEY] = int(time.time())
-            else:
+            if not form.is_valid():
                 return _page(request, form)
+            # authenticate() may have upgraded the password's hash, which
+            # would sign this session out with every other: keep this one.
+            update_session_auth_hash(request, form.user)
+            request.session[AUTH_TIME_KEY] = int(time.time())
         _end(request, target)
         return HttpResponseRedirect(reverse("charon_sessions:list"))
     return _page(request, form)
@@ -89,12 +98,16 @@ def _current_id(request: HttpRequest) -> str | None:
     return public_id(key) if key else None
 
 
-def _page(request: HttpRequest, form: ConfirmPasswordForm | None) -> HttpResponse:
+def _page(
+    request: HttpRequest, form: ConfirmPasswordForm | None, *, sign_in_again: bool = False
+) -> HttpResponse:
     sessions = list_sessions(request.user, current_session_key=request.session.session_key)
     context = {
         "sessions": sessions,
         "others": [s for s in sessions if not s.is_current],
         "form": form,
+        "sign_in_again": sign_in_again,
+        "login_url": redirect_to_login(reverse("charon_sessions:list"))["Location"],
         "end_others": END_OTHERS,
     }
     return render(request, TEMPLATE, context)

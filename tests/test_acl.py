@@ -34,6 +34,10 @@ RULES = {
     "otherkeys": ["~other:*", "+@all"],
     # Everything but INFO (a common hardening: -@dangerous drops it).
     "noinfo": ["~charon:*", "+@all", "-info"],
+    # Gaps that only a signed-in session, a load or a listing would hit.
+    "noreadonly": ["~charon:*", "+@all", "-fcall_ro"],
+    "nozadd": ["~charon:*", "+@all", "-zadd"],
+    "nohgetall": ["~charon:*", "+@all", "-hgetall"],
 }
 
 
@@ -129,6 +133,14 @@ def test_deploy_check_says_to_grant_fcall(acl_server):
         found = deploy_check()
     assert found, "the deploy check passed for a user who cannot call the functions"
     assert "FCALL" in found[0][1]
+
+
+@pytest.mark.parametrize("user", ["noreadonly", "nozadd", "nohgetall"])
+def test_deploy_check_probes_what_signed_in_requests_need(acl_server, user):
+    library(acl_server, loaded=True)
+    with as_user(acl_server, user):
+        found = deploy_check()
+    assert [f[0] for f in found] == ["django_charon_sessions.E105"], found
 
 
 def test_user_limited_to_other_keys(acl_server):
