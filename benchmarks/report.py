@@ -259,14 +259,8 @@ def plots(r: dict[str, Any], images: Path) -> list[Path]:
     written = []
 
     q = r["requests"]
-    names = list(q)
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.38
-    xs = range(len(names))
-    ax.bar([x - width / 2 for x in xs], [q[n]["read"] for n in names], width, label="read-only")
-    ax.bar([x + width / 2 for x in xs], [q[n]["rmw"] for n in names], width,
-           label="read-modify-write")  # fmt: skip
-    ax.set_xticks(list(xs), [_plain(n) for n in names], rotation=20, ha="right", fontsize=8)
+    _paired_bars(ax, q, ("read", "read-only"), ("rmw", "read-modify-write"))
     ax.set_ylabel("microseconds per request (lower is better)")
     ax.set_title("A signed-in request through Django, per session engine")
     ax.legend()
@@ -292,17 +286,13 @@ def plots(r: dict[str, Any], images: Path) -> list[Path]:
 
     mem = r["memory"]["default"]
     tuned = r["memory"]["tuned"]
-    names = list(mem)
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    xs = range(len(names))
-    ax.bar([x - width / 2 for x in xs], [mem[n]["anonymous"] for n in names], width,
-           label="anonymous")  # fmt: skip
-    ax.bar([x + width / 2 for x in xs], [mem[n]["authenticated"] for n in names], width,
-           label="signed in (with index and metadata)")  # fmt: skip
-    ax.scatter([x + width / 2 for x in xs], [tuned[n]["authenticated"] for n in names],
-               marker="_", s=400, color="black", zorder=3,
-               label="signed in, hash-max-listpack-value 128")  # fmt: skip
-    ax.set_xticks(list(xs), [_plain(n) for n in names], rotation=20, ha="right", fontsize=8)
+    right = _paired_bars(
+        ax, mem, ("anonymous", "anonymous"),
+        ("authenticated", "signed in (with index and metadata)"),
+    )  # fmt: skip
+    ax.scatter(right, [tuned[n]["authenticated"] for n in mem], marker="_", s=400,
+               color="black", zorder=3, label="signed in, hash-max-listpack-value 128")  # fmt: skip
     ax.set_ylabel("bytes of Redis memory per session")
     ax.set_title("Redis memory per session, same data")
     ax.legend()
@@ -321,6 +311,18 @@ def plots(r: dict[str, Any], images: Path) -> list[Path]:
         fig.tight_layout()
         written.append(_save(fig, images / "bench-e2e.png"))
     return written
+
+
+def _paired_bars(
+    ax: Any, figures: dict[str, dict[str, Any]], left: tuple[str, str], right: tuple[str, str]
+) -> list[float]:
+    """Draw two bars per engine (figure key, legend label); return the right bars' x."""
+    width = 0.38
+    xs = range(len(figures))
+    for (key, label), shift in ((left, -width / 2), (right, width / 2)):
+        ax.bar([x + shift for x in xs], [f[key] for f in figures.values()], width, label=label)
+    ax.set_xticks(list(xs), [_plain(n) for n in figures], rotation=20, ha="right", fontsize=8)
+    return [x + width / 2 for x in xs]
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -65,12 +65,9 @@ _UNAVAILABLE = (
 )
 
 
-def _is_missing(exc: BaseException) -> bool:
+def is_missing(exc: BaseException) -> bool:
+    """Return whether ``exc`` says the library is not loaded (also for pipelined calls)."""
     return isinstance(exc, rexc.ResponseError) and "function not found" in str(exc).lower()
-
-
-#: Public name for callers that pipeline their own FCALLs (cleanup).
-is_missing = _is_missing
 
 
 class LibraryMissing(Exception):  # noqa: N818 - a signal to reload, not an error
@@ -171,7 +168,7 @@ def fcall(client: SyncClient, fn: str, keys: Sequence[str], args: Sequence[Any])
         try:
             return _fcall_sync(client, fn, keys, args)
         except rexc.ResponseError as exc:
-            if not _is_missing(exc):
+            if not is_missing(exc):
                 raise
             if not charon_settings.LOAD_FUNCTIONS:
                 raise _missing_error() from exc
@@ -193,7 +190,7 @@ async def afcall(client: AsyncClient, fn: str, keys: Sequence[str], args: Sequen
                 raise
             raise rexc.ConnectionError(f"connection closed while sending ({exc})") from exc
         except rexc.ResponseError as exc:
-            if not _is_missing(exc):
+            if not is_missing(exc):
                 raise
             if not charon_settings.LOAD_FUNCTIONS:
                 raise _missing_error() from exc

@@ -55,7 +55,7 @@ def my_sessions(request: HttpRequest) -> HttpResponse:
     if form is not None and not getattr(request.user, "has_usable_password", bool)():
         # No password to ask for (single sign-on, say): a fresh sign-in instead.
         if request.method == "POST":
-            return redirect_to_login(reverse("charon_sessions:list"))
+            return _sign_in_again()
         return _page(request, None, sign_in_again=True)
     if request.method == "POST":
         target = request.POST.get("end", "")
@@ -98,6 +98,11 @@ def _current_id(request: HttpRequest) -> str | None:
     return public_id(key) if key else None
 
 
+def _sign_in_again() -> HttpResponseRedirect:
+    """Send the user to LOGIN_URL, to come back here with a fresh sign-in."""
+    return redirect_to_login(reverse("charon_sessions:list"))
+
+
 def _page(
     request: HttpRequest, form: ConfirmPasswordForm | None, *, sign_in_again: bool = False
 ) -> HttpResponse:
@@ -107,7 +112,7 @@ def _page(
         "others": [s for s in sessions if not s.is_current],
         "form": form,
         "sign_in_again": sign_in_again,
-        "login_url": redirect_to_login(reverse("charon_sessions:list"))["Location"],
+        "login_url": _sign_in_again()["Location"] if sign_in_again else "",
         "end_others": END_OTHERS,
     }
     return render(request, TEMPLATE, context)

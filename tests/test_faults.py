@@ -115,16 +115,22 @@ def standard_asserts(f: Figures, load: Load, *, errors_expected: bool = True) ->
 # -- standalone server faults ---------------------------------------------------
 
 
-def test_kill_and_restart_without_persistence(make_server, figures):
-    server = make_server()
+def kill_and_restart(server: RedisServer, *, lossy: bool) -> Callable[[Load], None]:
+    """A fault: kill -9 the server, wait, start it again (losing all unless persisted)."""
 
     def fault(load: Load) -> None:
-        load.model.begin_fault(lossy=True)  # everything stored so far goes
+        load.model.begin_fault(lossy=lossy)
         server.stop()
         time.sleep(DURING)
         server.start()
         load.model.end_fault()
 
+    return fault
+
+
+def test_kill_and_restart_without_persistence(make_server, figures):
+    server = make_server()
+    fault = kill_and_restart(server, lossy=True)  # everything stored so far goes
     with override_settings(CHARON_SESSIONS=config(server.url)):
         f, load = run_scenario(
             "kill -9, restart, no persistence", "redis", server.client, fault, figures
@@ -135,14 +141,7 @@ def test_kill_and_restart_without_persistence(make_server, figures):
 
 def test_kill_and_restart_with_aof(make_server, figures):
     server = make_server("--appendonly", "yes", "--appendfsync", "always")
-
-    def fault(load: Load) -> None:
-        load.model.begin_fault()
-        server.stop()
-        time.sleep(DURING)
-        server.start()
-        load.model.end_fault()
-
+    fault = kill_and_restart(server, lossy=False)
     with override_settings(CHARON_SESSIONS=config(server.url)):
         f, load = run_scenario(
             "kill -9, restart, AOF always", "redis", server.client, fault, figures
