@@ -36,7 +36,7 @@ def redis_names(engine: Engine, session_key: str) -> list[str]:
         from django_charon_sessions.keyspace import Keys
 
         keys = Keys.for_session("charon", session_key)
-        return [keys.session, keys.index, keys.meta]
+        return [keys.record, keys.index, keys.meta]
     if engine.name == "floor":
         return ["floor:" + session_key]
     cache = caches[engine.cache_alias]

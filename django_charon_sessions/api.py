@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from . import calls
 from . import functions as fn
 from .agents import describe_user_agent
 from .client import get_async_client, get_client
 from .conf import charon_settings
-from .keyspace import Keys, UserKeys, is_valid_member, member_of, user_key_pattern, user_tags
+from .keyspace import UserKeys, is_valid_member, member_of, user_key_pattern, user_tags
 from .signals import REASON_LOGOUT_EVERYWHERE, REASON_REVOKED, send_ended
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def list_sessions(user: Any, current_session_key: str | None = None) -> list[Use
     current = _current_member(current_session_key)
     out: list[UserSession] = []
     for keys in _user_keys(user):
-        out += _parse_list(fn.fcall(client, fn.LIST, [keys.index, keys.meta], []), current)
+        out += _parse_list(calls.run(client, calls.list_user(keys)), current)
     return sorted(out, key=lambda s: s.last_seen, reverse=True)
 
 
@@ -140,8 +141,7 @@ async def alist_sessions(user: Any, current_session_key: str | None = None) -> l
     current = _current_member(current_session_key)
     out: list[UserSession] = []
     for keys in _user_keys(user):
-        reply = await fn.afcall(client, fn.LIST, [keys.index, keys.meta], [])
-        out += _parse_list(reply, current)
+        out += _parse_list(await calls.arun(client, calls.list_user(keys)), current)
     return sorted(out, key=lambda s: s.last_seen, reverse=True)
 
 
@@ -149,14 +149,10 @@ def _notify(user: Any, count: int, reason: str) -> None:
     send_ended(user if hasattr(user, "_meta") else None, user_id_of(user), count, reason)
 
 
-def _end_one_calls(user: Any, session_id: str) -> list[tuple[list[str], list[str]]]:
+def _end_one_calls(user: Any, session_id: str) -> list[calls.Call[bool]]:
     if not is_valid_member(session_id):
         return []
-    calls = []
-    for uk in _user_keys(user):
-        keys = Keys.for_member(_prefix(), uk.tag, session_id)
-        calls.append(([keys.session, keys.index, keys.meta], [session_id]))
-    return calls
+    return [calls.end_one(keys, session_id) for keys in _user_keys(user)]
 
 
 def end_session(user: Any, session_id: str, *, reason: str = REASON_REVOKED) -> bool:
@@ -165,8 +161,8 @@ def end_session(user: Any, session_id: str, *, reason: str = REASON_REVOKED) -> 
     Return whether a live session was ended.
     """
     client = get_client()
-    for keys, args in _end_one_calls(user, session_id):
-        if fn.fcall(client, fn.END_ONE, keys, args):
+    for call in _end_one_calls(user, session_id):
+        if calls.run(client, call):
             _notify(user, 1, reason)
             return True
     return False
@@ -175,18 +171,16 @@ def end_session(user: Any, session_id: str, *, reason: str = REASON_REVOKED) -> 
 async def aend_session(user: Any, session_id: str, *, reason: str = REASON_REVOKED) -> bool:
     """Async twin of :func:`end_session`."""
     client = get_async_client()
-    for keys, args in _end_one_calls(user, session_id):
-        if await fn.afcall(client, fn.END_ONE, keys, args):
+    for call in _end_one_calls(user, session_id):
+        if await calls.arun(client, call):
             _notify(user, 1, reason)
             return True
     return False
 
 
-def _end_all_calls(
-    user: Any, keep_key: str | None, keep_id: str | None
-) -> list[tuple[list[str], list[str]]]:
-    member = member_of(keep_key) if keep_key else (keep_id or "")
-    return [([k.index, k.meta, k.ended], [member]) for k in _user_keys(user)]
+def _end_all_calls(user: Any, keep_key: str | None, keep_id: str | None) -> list[calls.Call[int]]:
+    member = member_of(keep_key) if keep_key else keep_id
+    return [calls.end_all(keys, member) for keys in _user_keys(user)]
 
 
 def end_sessions(
@@ -206,8 +200,8 @@ def end_sessions(
     """
     client = get_client()
     count = 0
-    for keys, args in _end_all_calls(user, keep_session_key, keep_session_id):
-        count += int(fn.fcall(client, fn.END_ALL, keys, args))
+    for call in _end_all_calls(user, keep_session_key, keep_session_id):
+        count += calls.run(client, call)
     _notify(user, count, reason)
     return count
 
@@ -222,8 +216,8 @@ async def aend_sessions(
     """Async twin of :func:`end_sessions`."""
     client = get_async_client()
     count = 0
-    for keys, args in _end_all_calls(user, keep_session_key, keep_session_id):
-        count += int(await fn.afcall(client, fn.END_ALL, keys, args))
+    for call in _end_all_calls(user, keep_session_key, keep_session_id):
+        count += await calls.arun(client, call)
     _notify(user, count, reason)
     return count
 
@@ -238,11 +232,6 @@ def _since(active_within: timedelta | None) -> int:
     return int(time.time() - active_within.total_seconds())
 
 
-def _stats_args(index: Any, since: int) -> tuple[list[str], list[int]]:
-    keys = UserKeys.for_index(index)
-    return [keys.index, keys.meta], [since]
-
-
 def session_stats(active_within: timedelta | None = None) -> SessionStats:
     """Count live sessions, distinct users and, optionally, recently active sessions.
 
@@ -253,7 +242,7 @@ def session_stats(active_within: timedelta | None = None) -> SessionStats:
     sessions = users = active = 0
     try:
         for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
-            live, seen = fn.fcall(client, fn.STATS, *_stats_args(index, since))
+            live, seen = calls.run(client, calls.stats(UserKeys.for_index(index), since))
             sessions, users, active = sessions + live, users + (live > 0), active + seen
     except RedisError as exc:
         raise fn.translate(exc) from exc
@@ -267,7 +256,8 @@ async def asession_stats(active_within: timedelta | None = None) -> SessionStats
     sessions = users = active = 0
     try:
         async for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
-            live, seen = await fn.afcall(client, fn.STATS, *_stats_args(index, since))
+            call = calls.stats(UserKeys.for_index(index), since)
+            live, seen = await calls.arun(client, call)
             sessions, users, active = sessions + live, users + (live > 0), active + seen
     except RedisError as exc:
         raise fn.translate(exc) from exc
@@ -284,8 +274,7 @@ def end_all_users(*, reason: str = "all_users") -> tuple[int, int]:
     sessions = users = 0
     try:
         for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
-            uk = UserKeys.for_index(index)
-            ended = int(fn.fcall(client, fn.END_ALL, [uk.index, uk.meta, uk.ended], [""]))
+            ended = calls.run(client, calls.end_all(UserKeys.for_index(index)))
             sessions, users = sessions + ended, users + (ended > 0)
     except RedisError as exc:
         raise fn.translate(exc) from exc

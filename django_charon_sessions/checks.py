@@ -64,6 +64,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         _check_url,
         _check_cache_alias,
         _check_prefix,
+        _check_tag_secret,
         _check_numbers,
         _check_flags,
         _check_factory,
@@ -189,6 +190,33 @@ def _check_prefix(raw: dict[str, Any]) -> list[CheckMessage]:
             6,
         )
     ]
+
+
+def _check_tag_secret(raw: dict[str, Any]) -> list[CheckMessage]:
+    value = raw.get("TAG_SECRET")
+    if value is not None and not (isinstance(value, str) and value):
+        return [
+            _error(
+                "CHARON_SESSIONS['TAG_SECRET'] must be None or a non-empty string.",
+                "Set it once to the current SECRET_KEY (or any long random string) "
+                "and never change it.",
+                21,
+            )
+        ]
+    if value is None and getattr(settings, "SECRET_KEY_FALLBACKS", None):
+        return [
+            _warning(
+                "SECRET_KEY is being rotated but CHARON_SESSIONS['TAG_SECRET'] is not set: "
+                "user tags follow SECRET_KEY, so sessions created under the old key drop "
+                "out of their user's list and of 'log out everywhere' once its fallback "
+                "is removed.",
+                "Set TAG_SECRET to the value that was SECRET_KEY before the rotation (the "
+                "first entry of SECRET_KEY_FALLBACKS): tags stay as they are, now and "
+                "after every later rotation.",
+                7,
+            )
+        ]
+    return []
 
 
 def _is_positive_number(value: Any) -> bool:

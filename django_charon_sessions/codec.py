@@ -1,12 +1,20 @@
-"""Signed, per-key storage of session data.
+"""The session record: one Redis string per session, sealed with one MAC.
 
-Each session key is stored as its own field of the session's Redis hash, so
-two requests that change different keys can both save without a lock. A
-field's value is a 16 byte HMAC-SHA256 tag followed by the value serialized
-with ``SESSION_SERIALIZER``. The tag covers the session's member (so a value
-copied from another session fails), the field name and the payload, under a
-key derived from ``SECRET_KEY`` (or one of ``SECRET_KEY_FALLBACKS``) and the
-``KEY_PREFIX``.
+A record is a short text header that the Redis functions read and update
+without any secret, followed by a sealed body::
+
+    SSSSSSSSSS,V,C,N:U<mac><body>
+
+``S`` is "last seen" (unix seconds, always 10 digits, so a load rewrites it
+in place), ``V`` the version (a counter each replacing write increments),
+``C`` the creation time (unix seconds), ``U`` the user id (``N`` bytes long,
+empty for an anonymous session). ``<body>`` is the session's whole dict
+serialized once with ``SESSION_SERIALIZER``; ``<mac>`` is the first 16 bytes
+of HMAC-SHA256 over the member (the session's hash), the user id, the
+creation time and the body, under a key derived from ``SECRET_KEY`` (or one
+of ``SECRET_KEY_FALLBACKS``) and ``KEY_PREFIX``. So the functions can check
+liveness and the absolute lifetime, and Python verifies that the header they
+acted on is the one that was sealed.
 """
 
 from __future__ import annotations
@@ -14,103 +22,117 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import time
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
 MAC_LENGTH = 16
-META_MARK = 0xFF  # first byte of our own fields; never valid UTF-8
-FIELD_CREATED = b"\xffc"
-FIELD_USER = b"\xffu"
 
-
+_HEADER_RE = re.compile(rb"(\d{10}),(\d+),(\d+),(\d+):")
 # django.contrib.sessions.serializers.JSONSerializer is this same class.
 _JSON_SERIALIZERS = (signing.JSONSerializer,)
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-class BadSignatureError(Exception):
-    """A stored value failed verification."""
+class BadRecordError(Exception):
+    """A stored record failed verification or could not be decoded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A verified record, as loaded: the immutable bytes of its body."""
+
+    version: int
+    user: str | None
+    created: int
+    last_seen: int
+    body: bytes
+    #: Sealed under a ``SECRET_KEY_FALLBACKS`` key: the next save re-seals it.
+    stale_key: bool
 
 
 @lru_cache(maxsize=16)
 def _mac_key(secret: str, prefix: str) -> bytes:
-    material = b"django-charon-sessions.data\0" + prefix.encode() + b"\0" + secret.encode()
+    material = b"django-charon-sessions.record\0" + prefix.encode() + b"\0" + secret.encode()
     return hashlib.sha256(material).digest()
 
 
-def _mac(key: bytes, member: bytes, field: bytes, payload: bytes) -> bytes:
-    return hmac.digest(key, member + b"\0" + field + b"\0" + payload, "sha256")[:MAC_LENGTH]
+def _mac(key: bytes, member: bytes, user: bytes, created: int, body: bytes) -> bytes:
+    message = b"%s\0%s\0%d\0%s" % (member, user, created, body)
+    return hmac.digest(key, message, "sha256")[:MAC_LENGTH]
 
 
 class Codec:
-    """Sign, verify, serialize and deserialize the fields of one session."""
+    """Serialize, seal, verify and parse the records of one configuration."""
 
     def __init__(self, serializer: Any, prefix: str) -> None:
         self.serializer = serializer
+        self.json = type(serializer) in _JSON_SERIALIZERS
         self.key = _mac_key(str(settings.SECRET_KEY), prefix)
         fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", [])
         self.fallback_keys = [_mac_key(str(s), prefix) for s in fallbacks]
 
+    # -- values -----------------------------------------------------------
+
     def dumps(self, value: Any) -> bytes:
-        if type(self.serializer) in _JSON_SERIALIZERS:
+        """Serialize ``value`` (the session dict, or one of its values)."""
+        if self.json:
             # The same bytes as Django's JSONSerializer.dumps(), without
-            # building a new encoder for every value.
+            # building a new encoder for every call.
             return _JSON_ENCODER.encode(value).encode("latin-1")
         data = self.serializer.dumps(value)
         return data if isinstance(data, bytes) else str(data).encode()
 
-    def seal(self, member: bytes, field: bytes, payload: bytes) -> bytes:
-        return _mac(self.key, member, field, payload) + payload
-
-    def unseal(self, member: bytes, field: bytes, value: bytes) -> bytes:
-        mac, payload = value[:MAC_LENGTH], value[MAC_LENGTH:]
-        if len(mac) == MAC_LENGTH:
-            if hmac.compare_digest(mac, _mac(self.key, member, field, payload)):
-                return payload
-            for key in self.fallback_keys:
-                if hmac.compare_digest(mac, _mac(key, member, field, payload)):
-                    return payload
-        raise BadSignatureError
-
-    def decode_fields(
-        self, member: bytes, reply: Sequence[bytes]
-    ) -> tuple[dict[str, Any], dict[str, bytes]]:
-        """Return the session dict and the payload of each key from HGETALL.
-
-        Raise :class:`BadSignatureError` when any field fails verification or
-        cannot be deserialized.
-        """
-        payloads: dict[str, bytes] = {}
-        for i in range(0, len(reply), 2):
-            field = reply[i]
-            if field[:1] == b"\xff":
-                continue
-            payload = self.unseal(member, field, reply[i + 1])
-            try:
-                payloads[field.decode("utf-8")] = payload
-            except UnicodeDecodeError as exc:
-                raise BadSignatureError from exc
-        values = self._loads_all(list(payloads.values()))
-        return dict(zip(payloads, values, strict=True)), payloads
-
-    def _loads_all(self, payloads: list[bytes]) -> list[Any]:
-        # Django's JSON serializer: one json.loads of all values at once is
-        # several times faster than one call per value.
-        if type(self.serializer) in _JSON_SERIALIZERS and payloads:
-            try:
-                values = json.loads((b"[" + b",".join(payloads) + b"]").decode("latin-1"))
-            except ValueError:
-                values = None
-            if isinstance(values, list) and len(values) == len(payloads):
-                return values
-        loads = self.serializer.loads
+    def loads(self, body: bytes) -> dict[str, Any]:
+        """Deserialize a body; raise :class:`BadRecordError` unless it is a dict."""
         try:
-            return [loads(p) for p in payloads]
+            value = json.loads(body) if self.json else self.serializer.loads(body)
         except (ValueError, TypeError, signing.BadSignature) as exc:
-            raise BadSignatureError from exc
+            raise BadRecordError from exc
+        if not isinstance(value, dict):
+            raise BadRecordError
+        return value
+
+    # -- records ----------------------------------------------------------
+
+    def seal(self, member: str, user: str | None, created: int, body: bytes) -> bytes:
+        """Return the sealed part of a record (MAC and body) for the functions to store."""
+        uid = (user or "").encode()
+        return _mac(self.key, member.encode(), uid, created, body) + body
+
+    def open(self, member: str, value: bytes) -> Record:
+        """Parse and verify a stored record; raise :class:`BadRecordError` if it fails."""
+        head = _HEADER_RE.match(value)
+        if head is None:
+            raise BadRecordError
+        seen, version, created, length = (int(g) for g in head.groups())
+        start = head.end()
+        uid = value[start : start + length]
+        mac = value[start + length : start + length + MAC_LENGTH]
+        body = value[start + length + MAC_LENGTH :]
+        if len(uid) != length or len(mac) != MAC_LENGTH:
+            raise BadRecordError
+        member_b = member.encode()
+        stale = False
+        if not hmac.compare_digest(mac, _mac(self.key, member_b, uid, created, body)):
+            if not any(
+                hmac.compare_digest(mac, _mac(k, member_b, uid, created, body))
+                for k in self.fallback_keys
+            ):
+                raise BadRecordError
+            stale = True
+        try:
+            user = uid.decode("utf-8") if length else None
+        except UnicodeDecodeError as exc:
+            raise BadRecordError from exc
+        return Record(version, user, created, seen, body, stale)
+
+
+def now() -> int:
+    """Return the current unix time in whole seconds (a record's creation time)."""
+    return int(time.time())

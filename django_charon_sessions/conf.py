@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "URL": None,
     "CACHE_ALIAS": None,
     "KEY_PREFIX": "charon",
+    "TAG_SECRET": None,
     "CLUSTER": False,
     "CONNECTION_FACTORY": None,
     "SOCKET_CONNECT_TIMEOUT": 1.0,
@@ -70,6 +71,12 @@ class CharonSettings:
     @property
     def KEY_PREFIX(self) -> str:  # noqa: N802
         return str(self._get("KEY_PREFIX"))
+
+    @property
+    def TAG_SECRET(self) -> str | None:  # noqa: N802
+        """The secret user tags are derived from; None to follow ``SECRET_KEY``."""
+        value = self._get("TAG_SECRET")
+        return str(value) if value else None
 
     @property
     def CLUSTER(self) -> bool:  # noqa: N802

@@ -1,38 +1,46 @@
 """The session engine: ``SESSION_ENGINE = "django_charon_sessions.engine"``.
 
-Every operation is one call of a Redis function, sync or natively async:
+Each session is one sealed record in Redis (see :mod:`.codec`), and every
+operation is one call of a Redis function, sync or natively async:
 
-- load reads the session and, at most once per ``LAST_SEEN_INTERVAL``,
+- load reads the record and, at most once per ``LAST_SEEN_INTERVAL``,
   updates its "last seen" time;
-- save sends only the keys that changed (or nothing but the new expiry), and
-  an update of a session that was deleted or ended meanwhile fails inside
-  the function with :class:`~django.contrib.sessions.backends.base.UpdateError`;
+- save sends the whole session sealed once, or, when nothing changed, only
+  the new expiry. It carries the version it loaded: if another request saved
+  meanwhile, Redis answers with the newer record, this request's own changes
+  are applied to it key by key, and the save is sent again. An update of a
+  session that was deleted or ended fails inside the function with
+  :class:`~django.contrib.sessions.backends.base.UpdateError`;
 - delete, exists and cycle are one call each.
 
-A session that logs in moves to its user's hash slot and is indexed there in
-the same call that writes it; see :mod:`django_charon_sessions.keyspace`.
+A session that signs in gets a key in its user's hash slot; see
+:mod:`.keyspace` for the key shape and docs/design.md for the protocol.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from . import calls
 from . import functions as fn
 from .client import get_async_client, get_client
-from .codec import FIELD_USER, BadSignatureError, Codec
+from .codec import BadRecordError, Codec, Record, now
 from .conf import charon_settings
+from .exceptions import SaveConflict
 from .keyspace import (
     Keys,
     alias_key,
+    is_engine_key,
     is_legacy_key,
     is_valid_session_key,
     legacy_tag,
@@ -46,14 +54,19 @@ from .keyspace import (
 from .signals import REASON_LIMIT, send_ended
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Generator
 
-#: Django's session key for the authenticated user's id (django.contrib.auth).
-AUTH_USER_KEY = "_auth_user_id"
+    Steps = Generator["calls.Call[Any]", Any, Any]
+
+__all__ = ["AUTH_USER_KEY", "SessionStore"]
+
 #: How often create() draws a new key after a collision before giving up.
 CREATE_ATTEMPTS = 20
+#: How often a save re-applies its changes to a newer record before giving up.
+SAVE_ATTEMPTS = 5
 
 security_logger = logging.getLogger("django.security.SuspiciousSession")
+logger = logging.getLogger("django_charon_sessions")
 
 
 @dataclass
@@ -91,61 +104,83 @@ def _reset_context(*, setting: str, **kwargs: Any) -> None:
         _context = None
 
 
-@dataclass
-class _Write:
-    """One planned write: the function's ARGV tail and the resulting state."""
-
-    fields: list[bytes] = field(default_factory=list)
-    deleted: list[bytes] = field(default_factory=list)
-    payloads: dict[str, bytes] = field(default_factory=dict)
-
-    def argv(self) -> list[bytes | int]:
-        return [len(self.fields) // 2, *self.fields, len(self.deleted), *self.deleted]
-
-
 def _user_of(data: dict[str, Any]) -> str | None:
     uid = data.get(AUTH_USER_KEY)
     return None if uid is None else str(uid)
 
 
-def _stored_user(reply: Sequence[bytes]) -> str | None:
-    for i in range(0, len(reply), 2):
-        if reply[i] == FIELD_USER:
-            return reply[i + 1].decode("utf-8")
-    return None
+def _drive(steps: Steps) -> Any:
+    """Run a plan of calls on the sync client; return what the plan returns."""
+    client = get_client()
+    try:
+        call = next(steps)
+        while True:
+            call = steps.send(calls.run(client, call))
+    except StopIteration as done:
+        return done.value
+
+
+async def _adrive(steps: Steps) -> Any:
+    """Run a plan of calls on the event loop's async client."""
+    client = get_async_client()
+    try:
+        call = next(steps)
+        while True:
+            call = steps.send(await calls.arun(client, call))
+    except StopIteration as done:
+        return done.value
 
 
 class SessionStore(SessionBase):
-    """Store sessions in Redis, indexed by user; see the module docstring."""
+    """Store sessions in Redis, indexed by user; see the module docstring.
+
+    Sync and async methods share one plan per operation (a generator of
+    function calls, ``_*_steps``); ``_drive`` and ``_adrive`` send its calls.
+    Each plan expects the session data to be loaded already: the public
+    methods load it first (``_get_session`` or ``await _aget_session``).
+    """
 
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        # What Redis holds for our key, per session key: None when unknown
-        # (never loaded), which makes the next save replace all data.
-        self._payloads: dict[str, bytes] | None = None
-        # The user id Redis holds for our key (None: anonymous or not stored).
-        self._stored_uid: str | None = None
-        # A key chosen by cycle_key() that is not written yet; save() may
-        # still swap it for one in the user's slot.
-        self._provisional = False
+        #: The record as loaded or last written for the current key; None
+        #: when nothing is known to be stored under it.
+        self._loaded: Record | None = None
+        # A key chosen by cycle_key() and not stored yet. Until code reads it,
+        # it may still move to the user's slot once the user id is set.
+        self._pending = False
+        self._pending_read = False
         # Tags of imported (legacy) keys, read from their alias keys.
         self._legacy_tags: dict[str, str] = {}
-        #: Facts about the request (JSON: IP, user agent) stored with an
-        #: authenticated session; set by SessionMetadataMiddleware.
+        #: Facts about the request (JSON: IP, user agent) stored with a
+        #: signed-in session; set by SessionMetadataMiddleware.
         self.client_facts = ""
-        # The last Keys computed, with the session key and prefix they are for:
-        # a load and the save after it need the same ones.
         self._keys_memo: tuple[str, str, Keys] | None = None
 
     if TYPE_CHECKING:
+        _session_cache: dict[str, Any]
+
         # Django's private loaders, missing from django-stubs.
         def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
         async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
 
     # -- keys -------------------------------------------------------------
 
+    @property
+    def session_key(self) -> str | None:
+        """Return the key; a pending key is fixed in the user's slot when first read."""
+        if self._pending and not self._pending_read:
+            self._settle_pending()
+        return self._session_key
+
+    def _settle_pending(self) -> None:
+        key = self._session_key
+        uid = _user_of(getattr(self, "_session_cache", {}))
+        if key is not None and uid is not None and tag_of(key) not in user_tags(uid):
+            self._session_key = new_session_key(user_tag(uid))
+        self._pending_read = True
+
     def _validate_session_key(self, key: Any) -> bool:
-        return is_valid_session_key(key) or is_legacy_key(key)
+        return is_valid_session_key(key)
 
     def _get_new_session_key(self) -> str:
         # Uniqueness is enforced by the create call itself, never by a
@@ -155,37 +190,40 @@ class SessionStore(SessionBase):
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()
 
-    def _tag_for(self, data: dict[str, Any], current: str | None) -> str:
-        """Return the tag a session with ``data`` must live under."""
-        uid = _user_of(data)
-        if uid is None:
-            return current or random_tag()
-        if current is not None and current in user_tags(uid):
-            return current
-        return user_tag(uid)
+    def _stored_keys(self, session_key: str | None) -> Keys | None:
+        """Return the Redis keys of a key that may name a stored session, else None.
 
-    def _tag(self, session_key: str) -> str:
+        An imported key's tag must have been resolved (``_resolve``) first.
+        """
+        if session_key is None:
+            return None
+        memo = self._keys_memo
+        prefix = context().prefix
+        if memo is not None and memo[0] == session_key and memo[1] == prefix:
+            return memo[2]
+        if is_engine_key(session_key):
+            keys = Keys.for_session(prefix, session_key)
+        elif is_legacy_key(session_key) and session_key in self._legacy_tags:
+            keys = Keys.for_member(prefix, self._legacy_tags[session_key], member_of(session_key))
+        else:
+            return None
+        self._keys_memo = (session_key, prefix, keys)
+        return keys
+
+    def _tag(self, session_key: str) -> str | None:
         if is_legacy_key(session_key):
-            return self._legacy_tags[session_key]  # resolved before any call
+            return self._legacy_tags.get(session_key)
         return tag_of(session_key)
 
-    def _keys(self, session_key: str | None = None) -> Keys:
-        key = session_key or self.session_key
-        assert key is not None
-        prefix = context().prefix
-        memo = self._keys_memo
-        if memo is not None and memo[0] == key and memo[1] == prefix:
-            return memo[2]
-        keys = Keys.for_member(prefix, self._tag(key), member_of(key))
-        self._keys_memo = (key, prefix, keys)
-        return keys
+    def _belongs(self, session_key: str, uid: str | None) -> bool:
+        """Return whether a session of ``uid`` may live under ``session_key``."""
+        return uid is None or self._tag(session_key) in user_tags(uid)
 
     # -- imported keys ----------------------------------------------------
 
     def _alias(self, session_key: str | None) -> str | None:
         """Return the alias key to read for an unresolved imported key, else None."""
-        known = session_key in self._legacy_tags
-        if session_key and is_legacy_key(session_key) and not known:
+        if session_key and is_legacy_key(session_key) and session_key not in self._legacy_tags:
             return alias_key(context().prefix, session_key)
         return None
 
@@ -206,382 +244,411 @@ class SessionStore(SessionBase):
 
     # -- load -------------------------------------------------------------
 
-    def _load_args(self) -> tuple[Keys, list[str], list[str | int]]:
-        ctx = context()
-        keys = self._keys()
-        k = [keys.session, keys.index, keys.meta]
-        return keys, k, [keys.member, ctx.touch, ctx.absolute, self.client_facts]
-
-    def _loaded(self, keys: Keys, reply: Sequence[bytes] | None) -> dict[str, Any]:
-        self._provisional = False
-        if not reply:
+    def _load_steps(self) -> Steps:
+        if self._pending:
+            return {}  # nothing stored yet
+        keys = self._stored_keys(self._session_key)
+        if keys is None:
             return self._forget()
+        ctx = context()
+        value = yield calls.load(keys, ctx.touch, ctx.absolute, self.client_facts)
+        if value is None:
+            return self._forget()
+        opened = self._open(keys, value)
+        if opened is None:
+            return self._forget()
+        self._loaded, data = opened
+        return data
+
+    def _open(self, keys: Keys, value: bytes) -> tuple[Record, dict[str, Any]] | None:
+        """Verify a record; None (and a security log line) if it fails."""
+        ctx = context()
         try:
-            data, payloads = context().codec.decode_fields(keys.member.encode(), reply)
-        except BadSignatureError:
+            record = ctx.codec.open(keys.member, value)
+            data = ctx.codec.loads(record.body)
+            if _user_of(data) != record.user:
+                raise BadRecordError
+        except BadRecordError:
             security_logger.warning(
-                "Session %s failed signature verification and was treated as empty.",
+                "Session %s failed verification and was treated as no session.",
                 keys.member[:8],
             )
-            return self._forget()
-        self._payloads = payloads
-        self._stored_uid = _stored_user(reply)
-        return data
+            return None
+        if ctx.absolute and record.created + ctx.absolute <= now():
+            return None  # Redis deletes it too, by its own clock
+        return record, data
 
     def _forget(self) -> dict[str, Any]:
         self._session_key = None
-        self._payloads = {}
-        self._stored_uid = None
+        self._loaded = None
+        self._pending = self._pending_read = False
         return {}
 
     def load(self) -> dict[str, Any]:
-        """Return the session's data, or ``{}`` (and drop the key) if it is gone."""
-        self._resolve(self.session_key)
-        keys, k, a = self._load_args()
-        return self._loaded(keys, fn.fcall(get_client(), fn.LOAD, k, a))
+        """Return the session's data, or ``{}`` (and drop the key) if there is none."""
+        self._resolve(self._session_key)
+        return _drive(self._load_steps())  # type: ignore[no-any-return]
 
     async def aload(self) -> dict[str, Any]:
-        await self._aresolve(self.session_key)
-        keys, k, a = self._load_args()
-        return self._loaded(keys, await fn.afcall(get_async_client(), fn.LOAD, k, a))
+        await self._aresolve(self._session_key)
+        return await _adrive(self._load_steps())  # type: ignore[no-any-return]
 
     # -- exists -----------------------------------------------------------
 
-    def _exists_args(self, session_key: str) -> tuple[list[str], list[str]]:
-        keys = self._keys(session_key)
-        return [keys.session, keys.index], [keys.member]
-
     def exists(self, session_key: str | None) -> bool:
-        """Return whether ``session_key`` names a live session."""
-        if not self._validate_session_key(session_key):
-            return False
+        """Return whether ``session_key`` names a live session (a pending key does not)."""
         self._resolve(session_key)
-        k, a = self._exists_args(session_key)  # type: ignore[arg-type]
-        return bool(fn.fcall(get_client(), fn.EXISTS, k, a))
+        keys = self._stored_keys(session_key)
+        return keys is not None and calls.run(get_client(), calls.exists(keys))
 
     async def aexists(self, session_key: str | None) -> bool:
-        if not self._validate_session_key(session_key):
-            return False
         await self._aresolve(session_key)
-        k, a = self._exists_args(session_key)  # type: ignore[arg-type]
-        return bool(await fn.afcall(get_async_client(), fn.EXISTS, k, a))
+        keys = self._stored_keys(session_key)
+        return keys is not None and await calls.arun(get_async_client(), calls.exists(keys))
 
     # -- save -------------------------------------------------------------
-
-    def _encode(self, member: str, data: dict[str, Any], full: bool) -> _Write:
-        """Plan the fields to write: all of them, or only what changed."""
-        codec = context().codec
-        member_b = member.encode()
-        before = None if full else self._payloads
-        write = _Write()
-        for name, value in data.items():
-            payload = codec.dumps(value)
-            write.payloads[name] = payload
-            if before is None or before.get(name) != payload:
-                field_b = name.encode("utf-8")
-                write.fields += [field_b, codec.seal(member_b, field_b, payload)]
-        if before is not None:
-            write.deleted = [n.encode("utf-8") for n in before if n not in data]
-        return write
 
     def _ttl_ms(self) -> int:
         return int(self.get_expiry_age() * 1000)
 
-    def _save_call(
-        self, keys: Keys, mode: str, data: dict[str, Any], write: _Write, age: float
-    ) -> tuple[list[str], list[Any]]:
-        ctx = context()
-        uid = _user_of(data) or ""
-        # Request facts go with a new session; later loads keep them fresh.
-        facts = self.client_facts if mode == "c" else ""
-        head = [mode, keys.member, int(age * 1000), uid, facts, ctx.absolute, ctx.limit]
-        return [keys.session, keys.index, keys.meta, keys.ended], head + write.argv()
+    def _rebase(self, keys: Keys, newer_value: bytes) -> None:
+        """Apply this request's changes to a newer record another request saved.
 
-    def _saved(self, mode: str, data: dict[str, Any], write: _Write, reply: int) -> None:
+        Changes are found key by key on serialized values (``==`` would take
+        ``1``, ``True`` and ``1.0`` for the same value) against the record
+        this request loaded, so in-place edits of nested values count too.
+        """
+        loaded = self._loaded
+        assert loaded is not None
+        opened = self._open(keys, newer_value)
+        if opened is None:
+            self._forget()
+            raise UpdateError
+        newer, merged = opened
+        if newer.user != loaded.user:
+            raise SaveConflict(
+                "The session was signed in or out by another request while this one "
+                "changed it; this request's changes were not saved."
+            )
+        codec = context().codec
+        base = codec.loads(loaded.body)
+        mine: dict[str, Any] = self._session_cache
+        for name, value in mine.items():
+            if name not in base or codec.dumps(value) != codec.dumps(base[name]):
+                merged[name] = value
+        for name in base:
+            if name not in mine:
+                merged.pop(name, None)
+        self._session_cache = merged
+        self._loaded = newer
+
+    def _save_steps(self, must_create: bool) -> Steps:
+        """Plan a save; the data is loaded (or ``no_load`` for a create)."""
+        key = self._session_key
+        if key is None:
+            return (yield from self._create_steps())
+        if must_create:
+            if not is_engine_key(key):
+                return (yield from self._create_steps())
+            return (yield from self._write_new_steps(key))
+        if self.get_expiry_age() <= 0:
+            # A negative or past expiry ends the session, as Django's own
+            # engines do when given a timeout that has run out.
+            return (yield from self._delete_steps(None))
+        if self._pending:
+            return (yield from self._save_pending_steps())
+        keys = self._stored_keys(key)
+        if keys is None:
+            return (yield from self._create_steps())
+        if self._loaded is None:
+            # Data set without a load (clear() first, say): read the record's
+            # version, then replace what it holds; a session that is gone
+            # starts afresh under a new key.
+            ctx = context()
+            value = yield calls.load(keys, ctx.touch, ctx.absolute, self.client_facts)
+            opened = None if value is None else self._open(keys, value)
+            if opened is None:
+                return (yield from self._create_steps())
+            self._loaded = opened[0]
+        uid = _user_of(self._session_cache)
+        if not self._belongs(key, uid):
+            return (yield from self._move_steps(keys))
+        return (yield from self._update_steps(keys))
+
+    def _update_steps(self, keys: Keys) -> Steps:
+        ctx = context()
+        for _ in range(SAVE_ATTEMPTS):
+            loaded = self._loaded
+            assert loaded is not None
+            data = self._session_cache
+            uid = _user_of(data)
+            body = ctx.codec.dumps(data)
+            unchanged = body == loaded.body and uid == loaded.user and not loaded.stale_key
+            sealed = b"" if unchanged else ctx.codec.seal(keys.member, uid, loaded.created, body)
+            reply = yield calls.save(
+                keys, loaded.version, self._ttl_ms(), uid, sealed, ctx.absolute
+            )
+            if isinstance(reply, bytes):
+                self._rebase(keys, reply)
+                continue
+            if reply < 0:
+                self._forget()
+                raise UpdateError
+            if not unchanged:
+                self._loaded = Record(
+                    loaded.version + 1, uid, loaded.created, loaded.last_seen, body, False
+                )
+            return None
+        raise SaveConflict(
+            f"The session changed in {SAVE_ATTEMPTS} other requests while this one tried "
+            "to save it; this request's changes were not saved."
+        )
+
+    def _write_new_steps(self, key: str) -> Steps:
+        """Create the record of ``key``; raise ``CreateError`` if the key exists."""
+        ctx = context()
+        keys = Keys.for_session(ctx.prefix, key)
+        data = self._session_cache
+        uid = _user_of(data)
+        created = now()
+        body = ctx.codec.dumps(data)
+        sealed = ctx.codec.seal(keys.member, uid, created, body)
+        facts = self.client_facts if uid is not None else ""
+        reply = yield calls.create(
+            keys, self._ttl_ms(), uid, created, sealed, facts, ctx.absolute, ctx.limit
+        )
         if reply == 0:
             raise CreateError
-        if reply < 0:
-            self._payloads = {}
-            self._stored_uid = None
-            raise UpdateError
-        self._payloads = write.payloads
-        self._stored_uid = _user_of(data)
-        self._provisional = False
-        if self._stored_uid is not None:
-            send_ended(None, self._stored_uid, reply - 1, REASON_LIMIT)
+        self._pending = self._pending_read = False
+        if reply < 0:  # expired on arrival, as with Django's engines: not stored
+            self._loaded = None
+            return None
+        self._loaded = Record(1, uid, created, created, body, False)
+        self._pending = self._pending_read = False
+        if uid is not None and reply > 1:
+            send_ended(None, uid, reply - 1, REASON_LIMIT)
+        return None
 
-    def _plan_save(self, must_create: bool) -> tuple[str, dict[str, Any], Keys, _Write] | None:
-        """Decide how to save; None when the save must become a create."""
-        data = self._get_session(no_load=must_create)
-        if must_create:
-            keys = self._keys()
-            return "c", data, keys, self._encode(keys.member, data, full=True)
-        current = self.session_key
-        assert current is not None
-        if self._provisional or is_legacy_key(current):
+    def _create_steps(self) -> Steps:
+        """Write the data under a new key in the slot it belongs to."""
+        uid = _user_of(self._session_cache)
+        for _ in range(CREATE_ATTEMPTS):
+            key = new_session_key(user_tag(uid) if uid is not None else random_tag())
+            self._session_key = key
+            self._pending = self._pending_read = False
+            try:
+                yield from self._write_new_steps(key)
+            except CreateError:
+                continue
+            self.modified = True
             return None
-        if self._tag_for(data, tag_of(current)) != tag_of(current):
-            return None
-        keys = self._keys()
-        mode = "u" if self._payloads is not None else "r"
-        return mode, data, keys, self._encode(keys.member, data, full=mode == "r")
+        raise RuntimeError("Unable to create a new session key in Redis.")
+
+    def _save_pending_steps(self) -> Steps:
+        key = self._session_key
+        assert key is not None
+        if not self._pending_read:
+            self._settle_pending()
+            key = self._session_key
+            assert key is not None
+        elif not self._belongs(key, _user_of(self._session_cache)):
+            logger.warning(
+                "The session key was read before the user id was set after cycle_key(); "
+                "it changes now to a key in the user's slot."
+            )
+            return (yield from self._create_steps())
+        try:
+            return (yield from self._write_new_steps(key))
+        except CreateError:
+            return (yield from self._create_steps())
+
+    def _move_steps(self, keys: Keys) -> Steps:
+        """Write a stored session that gained a user id without cycle_key().
+
+        The old key is deleted first, version-checked, so a session ended
+        meanwhile is never brought back; then the data is written under a
+        key in the user's slot. Two calls: a failure between them loses the
+        session rather than resurrecting anything.
+        """
+        logger.warning(
+            "The session's user id was set without cycle_key(): its key changes at save "
+            "to one in the user's slot (use django.contrib.auth.login())."
+        )
+        yield from self._delete_steps(keys, check_version=True)
+        return (yield from self._create_steps())
 
     def save(self, must_create: bool = False) -> None:
-        """Write the session: create it, or send only what changed.
+        """Write the session: create it, replace it, or only move its expiry.
 
-        Raise ``CreateError`` if ``must_create`` and the key exists, and
-        ``UpdateError`` if the session was deleted or ended meanwhile.
+        Raise ``CreateError`` if ``must_create`` and the key exists,
+        ``UpdateError`` if the session was deleted or ended meanwhile, and
+        :class:`~.exceptions.SaveConflict` if other requests kept changing it.
         """
-        if self.session_key is None:
-            return self.create()
+        self._resolve(self._session_key)
         self._get_session(no_load=must_create)
-        if self.session_key is None:  # the load found nothing: start afresh
-            return self.create()
-        age = self.get_expiry_age()  # computed once: it reads the clock
-        if age <= 0:
-            return self._expire_now(must_create)
-        plan = self._plan_save(must_create)
-        if plan is None:
-            return self._move()
-        mode, data, keys, write = plan
-        k, a = self._save_call(keys, mode, data, write, age)
-        self._saved(mode, data, write, fn.fcall(get_client(), fn.SAVE, k, a))
-        return None
+        _drive(self._save_steps(must_create))
 
     async def asave(self, must_create: bool = False) -> None:
-        if self.session_key is None:
-            return await self.acreate()
+        await self._aresolve(self._session_key)
         await self._aget_session(no_load=must_create)
-        if self.session_key is None:  # the load found nothing: start afresh
-            return await self.acreate()
-        age = self.get_expiry_age()  # computed once: it reads the clock
-        if age <= 0:
-            return await self._aexpire_now(must_create)
-        plan = self._plan_save(must_create)
-        if plan is None:
-            return await self._amove()
-        mode, data, keys, write = plan
-        k, a = self._save_call(keys, mode, data, write, age)
-        self._saved(mode, data, write, await fn.afcall(get_async_client(), fn.SAVE, k, a))
-        return None
-
-    def _expire_now(self, must_create: bool) -> None:
-        # A negative or past expiry ends the session, as Django's own
-        # engines do when given a timeout that has run out.
-        if not must_create:
-            self.delete()
-        self._payloads = {}
-
-    async def _aexpire_now(self, must_create: bool) -> None:
-        if not must_create:
-            await self.adelete()
-        self._payloads = {}
-
-    # -- create and move --------------------------------------------------
-
-    def _next_key(self) -> str:
-        data = self._get_session(no_load=True)
-        current = self.session_key if self._provisional else None
-        tag = self._tag_for(data, tag_of(current) if current else None)
-        if current is not None and tag == tag_of(current):
-            return current
-        return new_session_key(tag)
+        await _adrive(self._save_steps(must_create))
 
     def create(self) -> None:
         """Write the current data under a new key, never overwriting one."""
-        for _ in range(CREATE_ATTEMPTS):
-            self._session_key = self._next_key()
-            self._provisional = False
-            try:
-                self.save(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new session key in Redis.")
+        self._get_session(no_load=True)
+        _drive(self._create_steps())
 
     async def acreate(self) -> None:
         await self._aget_session(no_load=True)
-        for _ in range(CREATE_ATTEMPTS):
-            self._session_key = self._next_key()
-            self._provisional = False
-            try:
-                await self.asave(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new session key in Redis.")
-
-    def _move(self) -> None:
-        """Write a session whose key is provisional, imported or in the wrong slot.
-
-        A stored signed-in session whose new key belongs in the same slot (an
-        imported one) moves atomically, like cycle_key(), so ending it
-        meanwhile is not undone. Otherwise (a user id appeared in a stored
-        anonymous session without cycle_key()) it is written under a key in
-        the user's slot and then its old key is deleted: two calls, the new
-        one first, so a failure never loses the data.
-        """
-        if not self._provisional and self._cycle_once(stored=True):
-            return
-        old = None if self._provisional else self.session_key
-        if old is not None:
-            if not self._delete_stored(old):
-                self._forget()
-                raise UpdateError  # deleted meanwhile: do not bring it back
-            self._session_key = None
-        self.create()
-
-    async def _amove(self) -> None:
-        if not self._provisional and await self._acycle_once(stored=True):
-            return
-        old = None if self._provisional else self.session_key
-        if old is not None:
-            if not await self._adelete_stored(old):
-                self._forget()
-                raise UpdateError  # deleted meanwhile: do not bring it back
-            self._session_key = None
-        await self.acreate()
-
-    def _delete_stored(self, session_key: str) -> bool:
-        """Delete a stored session; return whether it was still alive."""
-        call = self._delete_args(session_key)
-        return call is not None and bool(fn.fcall(get_client(), fn.DELETE, *call))
-
-    async def _adelete_stored(self, session_key: str) -> bool:
-        call = self._delete_args(session_key)
-        return call is not None and bool(await fn.afcall(get_async_client(), fn.DELETE, *call))
+        await _adrive(self._create_steps())
 
     # -- delete -----------------------------------------------------------
 
-    def _delete_args(self, session_key: str | None) -> tuple[list[str], list[str]] | None:
-        if session_key is None:
-            if self.session_key is None or self._provisional:
-                return None
-            session_key = self.session_key
-        if not self._validate_session_key(session_key):
+    def _delete_steps(self, keys: Keys | None, check_version: bool = False) -> Steps:
+        """Delete a session: this one (``keys`` None) or the one ``keys`` name.
+
+        With ``check_version`` only the version this request loaded goes: a
+        newer one is rebased onto (this request's changes kept in memory) and
+        the delete tried again; a session that is gone raises ``UpdateError``.
+        """
+        own = keys is None
+        if own:
+            keys = None if self._pending else self._stored_keys(self._session_key)
+        if keys is None:
             return None
-        keys = self._keys(session_key)
-        return [keys.session, keys.index, keys.meta], [keys.member]
+        for _ in range(SAVE_ATTEMPTS if check_version else 1):
+            version = self._loaded.version if check_version and self._loaded else None
+            reply = yield calls.delete(keys, version)
+            if isinstance(reply, bytes):
+                self._rebase(keys, reply)
+                continue
+            if own or check_version:
+                self._loaded = None
+            if check_version and reply < 0:
+                self._forget()
+                raise UpdateError
+            return None
+        raise SaveConflict("The session kept changing while this request moved it.")
 
     def delete(self, session_key: str | None = None) -> None:
         """Delete a session (this one by default) and its index entry."""
-        self._resolve(session_key or self.session_key)
-        call = self._delete_args(session_key)
-        if call is not None:
-            fn.fcall(get_client(), fn.DELETE, *call)
+        self._resolve(session_key or self._session_key)
+        if session_key is not None and session_key != self._session_key:
+            keys = self._stored_keys(session_key)
+            if keys is not None:
+                calls.run(get_client(), calls.delete(keys))
+            return
+        _drive(self._delete_steps(None))
 
     async def adelete(self, session_key: str | None = None) -> None:
-        await self._aresolve(session_key or self.session_key)
-        call = self._delete_args(session_key)
-        if call is not None:
-            await fn.afcall(get_async_client(), fn.DELETE, *call)
+        await self._aresolve(session_key or self._session_key)
+        if session_key is not None and session_key != self._session_key:
+            keys = self._stored_keys(session_key)
+            if keys is not None:
+                await calls.arun(get_async_client(), calls.delete(keys))
+            return
+        await _adrive(self._delete_steps(None))
+
+    def flush(self) -> None:
+        """Delete the session and start an empty one with no key."""
+        self.clear()
+        self.delete()
+        self._forget()
+
+    async def aflush(self) -> None:
+        self.clear()
+        await self.adelete()
+        self._forget()
 
     # -- cycle ------------------------------------------------------------
 
-    def _cycle_plan(self, stored: bool = False) -> tuple[str, list[str], list[Any], _Write] | None:
-        """Return the new key and the call moving the session there, or None
-        when the session is anonymous (only the old key is deleted, and the
-        new one is chosen at save time, possibly in the user's slot)."""
-        old = self.session_key
-        data = self._get_session()
-        if old is None or self._provisional or (_user_of(data) is None and not stored):
-            return None
-        if self.get_expiry_age() <= 0:
-            return None  # nothing to move: the save that follows deletes it
-        tag = self._tag_for(data, self._tag(old))
-        if tag != self._tag(old):
-            return None
-        new = new_session_key(tag)
-        old_keys, new_keys = self._keys(old), self._keys(new)
-        write = self._encode(new_keys.member, data, full=True)
-        require_old = "1" if stored or self._stored_uid is not None else "0"
-        uid = _user_of(data) or ""
-        keys = [old_keys.session, new_keys.session, old_keys.index, old_keys.meta, old_keys.ended]
-        argv: list[Any] = [old_keys.member, new_keys.member, require_old, self._ttl_ms()]
-        argv += [uid, "", context().absolute, *write.argv()]
-        return new, keys, argv, write
+    def _cycle_steps(self) -> Steps:
+        """Plan cycle_key(); the data is loaded.
 
-    def _cycled(self, new: str, write: _Write, reply: int) -> bool:
-        if reply == 0:
-            return False
-        if reply < 0:
-            self._forget()
-            raise SessionInterrupted(
-                "The session was ended while this request was changing its key."
-            )
-        data = self._get_session()
-        self._session_key = new
-        self._payloads = write.payloads
-        self._stored_uid = _user_of(data)
-        self._provisional = False
-        self.modified = True
-        return True
-
-    def _provisional_cycle(self) -> str | None:
-        old = None if self._provisional else self.session_key
-        current = self.session_key
-        tag = tag_of(current) if current and not is_legacy_key(current) else random_tag()
-        self._session_key = new_session_key(tag)
-        self._provisional = True
-        self._payloads = {}
-        self._stored_uid = None
-        self.modified = True
-        return old
-
-    def _cycle_once(self, stored: bool = False) -> bool:
-        """Move the session to a new key in its slot, if that is where it belongs.
-
-        ``stored``: also for an anonymous session, which must still exist.
+        A stored signed-in session moves atomically to a new key in its slot
+        (``SessionInterrupted`` if it was ended meanwhile). Otherwise the
+        stored record, if any, is deleted (version-checked) and the session
+        gets a pending key, written by the next save in the slot its data
+        calls for: at login the user id is set after cycle_key().
         """
-        for _ in range(CREATE_ATTEMPTS):
-            plan = self._cycle_plan(stored)
-            if plan is None:
-                return False
-            new, k, a, write = plan
-            if self._cycled(new, write, fn.fcall(get_client(), fn.CYCLE, k, a)):
-                return True
-        raise RuntimeError("Unable to create a new session key in Redis.")
+        key = self._session_key
+        keys = None if self._pending else self._stored_keys(key)
+        loaded = self._loaded
+        uid = _user_of(self._session_cache)
+        signed_in = loaded is not None and loaded.user is not None and uid == loaded.user
+        if keys is not None and signed_in and self.get_expiry_age() > 0:
+            return (yield from self._move_signed_in_steps(keys))
+        if keys is not None and loaded is not None:
+            try:
+                yield from self._delete_steps(keys, check_version=True)
+            except UpdateError:
+                # Deleted or expired meanwhile: its data is not carried over.
+                self._session_cache = {}
+        self._session_key = new_session_key(random_tag())
+        self._loaded = None
+        self._pending, self._pending_read = True, False
+        self.modified = True
+        return None
 
-    async def _acycle_once(self, stored: bool = False) -> bool:
+    def _move_signed_in_steps(self, old: Keys) -> Steps:
+        ctx = context()
+        assert self._session_key is not None
+        tag = self._tag(self._session_key)
+        assert tag is not None
         for _ in range(CREATE_ATTEMPTS):
-            plan = self._cycle_plan(stored)
-            if plan is None:
-                return False
-            new, k, a, write = plan
-            if self._cycled(new, write, await fn.afcall(get_async_client(), fn.CYCLE, k, a)):
-                return True
+            loaded = self._loaded
+            assert loaded is not None
+            new_key = new_session_key(tag)
+            new = Keys.for_session(ctx.prefix, new_key)
+            data = self._session_cache
+            body = ctx.codec.dumps(data)
+            sealed = ctx.codec.seal(new.member, loaded.user, loaded.created, body)
+            reply = yield calls.cycle(
+                old, new, loaded.version, self._ttl_ms(), loaded.user, sealed, ctx.absolute
+            )
+            if isinstance(reply, bytes):
+                self._rebase(old, reply)
+                continue
+            if reply == 0:
+                continue  # the new key exists: draw another
+            if reply < 0:
+                self._forget()
+                raise SessionInterrupted(
+                    "The session was ended while this request was changing its key."
+                )
+            self._session_key = new_key
+            self._loaded = Record(
+                loaded.version + 1, loaded.user, loaded.created, loaded.last_seen, body, False
+            )
+            self.modified = True
+            return None
         raise RuntimeError("Unable to create a new session key in Redis.")
 
     def cycle_key(self) -> None:
         """Give the session a new key, keeping its data; one call.
 
-        An authenticated session is moved atomically inside its user's slot;
-        if it was ended meanwhile, raise ``SessionInterrupted`` rather than
-        bring it back. An anonymous session's old key is deleted and the new
-        one is written by the next save, in the slot its data calls for.
+        A signed-in session moves atomically inside its user's slot; if it
+        was ended meanwhile, raise ``SessionInterrupted`` rather than bring
+        it back. An anonymous session's stored record is deleted and the new
+        key is written by the next save, in the slot its data calls for.
         """
-        if not self._cycle_once():
-            old = self._provisional_cycle()
-            if old is not None:
-                self.delete(old)
+        self._resolve(self._session_key)
+        self._get_session()
+        _drive(self._cycle_steps())
 
     async def acycle_key(self) -> None:
+        await self._aresolve(self._session_key)
         await self._aget_session()
-        if not await self._acycle_once():
-            old = self._provisional_cycle()
-            if old is not None:
-                await self.adelete(old)
+        await _adrive(self._cycle_steps())
 
     # -- maintenance ------------------------------------------------------
 
     @classmethod
     def clear_expired(cls) -> None:
-        """Remove stale index entries and ended sessions' data, for all users.
+        """Remove stale index entries and ended sessions' records, for all users.
 
-        Redis expires sessions by itself and every write prunes its index, so
-        this is housekeeping; ``manage.py sessions_cleanup`` runs the same
+        Redis expires sessions by itself and writes prune their user's index,
+        so this is housekeeping; ``manage.py sessions_cleanup`` runs the same
         work with a report.
         """
         from .maintenance import cleanup

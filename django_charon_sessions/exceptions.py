@@ -20,3 +20,15 @@ class RedisUnavailable(SessionStoreError):  # noqa: N818 - reads as a state
     request fails; nothing was half-written, and a failed load never turns
     into a save. The Redis exception is the ``__cause__``.
     """
+
+
+class SaveConflict(SessionStoreError):  # noqa: N818 - reads as what happened
+    """Other requests kept saving the same session while this one tried to.
+
+    Each save carries the version of the record it loaded; when another
+    request saved first, Redis returns the newer record and the engine
+    re-applies this request's own changes to it. After a few attempts in a
+    row it gives up and raises this: the request fails and its changes to the
+    session were not saved (the other requests' changes are kept). Django's
+    ``SessionMiddleware`` does not catch it, so the response is a 500.
+    """

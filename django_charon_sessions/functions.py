@@ -1,11 +1,11 @@
-"""The Redis function library: its versioned source, loading, and calls.
+"""The Redis function library: its versioned source, loading, and error translation.
 
 The library's name and each function's name carry a hash of the Lua source,
 so a new release never calls an old library by mistake. The library is
 loaded on first use: when Redis answers "Function not found" (a restart, a
 failover to a server without it, ``FUNCTION FLUSH``), it is loaded once and
-the call retried once. With ``LOAD_FUNCTIONS`` off, an operator loads it
-ahead of time instead.
+the call retried once (:mod:`~django_charon_sessions.calls` sends every
+call). With ``LOAD_FUNCTIONS`` off, an operator loads it ahead of time instead.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import redis.exceptions as rexc
 
-from .client import describe_target, is_cluster
+from .client import describe_target
 from .conf import charon_settings
 from .exceptions import RedisUnavailable, SessionStoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from .client import AsyncClient, SyncClient
 
 _TEMPLATE = resources.files(__package__).joinpath("lua/charon.lua").read_text("utf-8")
@@ -36,23 +34,10 @@ LIBRARY = f"charon_{VERSION}"
 SOURCE = _TEMPLATE.replace("__VERSION__", VERSION)
 
 
-def _name(short: str) -> str:
+def function_name(short: str) -> str:
+    """Return the full name of library function ``short`` (e.g. "load")."""
     return f"{LIBRARY}_{short}"
 
-
-LOAD = _name("load")
-EXISTS = _name("exists")
-SAVE = _name("save")
-CYCLE = _name("cycle")
-DELETE = _name("delete")
-SWEEP = _name("sweep")
-LIST = _name("list")
-END_ONE = _name("end_one")
-END_ALL = _name("end_all")
-STATS = _name("stats")
-PURGE = _name("purge")
-
-READ_ONLY = frozenset({EXISTS, LIST, STATS})
 
 _UNAVAILABLE = (
     rexc.ConnectionError,
@@ -111,17 +96,14 @@ def translate(exc: BaseException) -> SessionStoreError:
     return SessionStoreError(f"Unexpected reply from {describe_target()}: {reason}")
 
 
-def _missing_error() -> SessionStoreError:
+def missing_error() -> SessionStoreError:
+    """Return the error for a missing library that the app may not load."""
     return SessionStoreError(
         f"The Redis function library {LIBRARY} is not loaded on {describe_target()} and "
         "LOAD_FUNCTIONS is off. Load it ahead of time: "
         "python -m django_charon_sessions.functions > charon.lua; "
         'redis-cli FUNCTION LOAD REPLACE "$(cat charon.lua)".'
     )
-
-
-def _command(fn: str) -> str:
-    return "FCALL_RO" if fn in READ_ONLY else "FCALL"
 
 
 def load_library(client: SyncClient) -> None:
@@ -136,66 +118,6 @@ async def aload_library(client: AsyncClient) -> None:
     """Async twin of :func:`load_library`."""
     try:
         await client.function_load(SOURCE, replace=True)
-    except rexc.RedisError as exc:
-        raise translate(exc) from exc
-
-
-def _fcall_sync(sync_client: SyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    client: Any = sync_client
-    if is_cluster(client):
-        # Naming the node skips redis-py's COMMAND GETKEYS round trip for FCALL.
-        node = client.get_node_from_key(keys[0])
-        return client.execute_command(_command(fn), fn, len(keys), *keys, *args, target_nodes=node)
-    return client.execute_command(_command(fn), fn, len(keys), *keys, *args)
-
-
-async def _fcall_async(
-    async_client: AsyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]
-) -> Any:
-    client: Any = async_client
-    if is_cluster(client):
-        await client.initialize()  # a no-op once done
-        node = client.get_node_from_key(keys[0])
-        return await client.execute_command(
-            _command(fn), fn, len(keys), *keys, *args, target_nodes=node
-        )
-    return await client.execute_command(_command(fn), fn, len(keys), *keys, *args)
-
-
-def fcall(client: SyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """Call library function ``fn``; load the library and retry once if missing."""
-    try:
-        try:
-            return _fcall_sync(client, fn, keys, args)
-        except rexc.ResponseError as exc:
-            if not is_missing(exc):
-                raise
-            if not charon_settings.LOAD_FUNCTIONS:
-                raise _missing_error() from exc
-            load_library(client)
-            return _fcall_sync(client, fn, keys, args)
-    except rexc.RedisError as exc:
-        raise translate(exc) from exc
-
-
-async def afcall(client: AsyncClient, fn: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """Async twin of :func:`fcall`."""
-    try:
-        try:
-            return await _fcall_async(client, fn, keys, args)
-        except TypeError as exc:
-            # redis-py's asyncio connection can fail this way when the server
-            # goes away while it writes (its transport is already gone).
-            if "'NoneType' object is not callable" not in str(exc):
-                raise
-            raise rexc.ConnectionError(f"connection closed while sending ({exc})") from exc
-        except rexc.ResponseError as exc:
-            if not is_missing(exc):
-                raise
-            if not charon_settings.LOAD_FUNCTIONS:
-                raise _missing_error() from exc
-            await aload_library(client)
-            return await _fcall_async(client, fn, keys, args)
     except rexc.RedisError as exc:
         raise translate(exc) from exc
 

@@ -24,11 +24,13 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
+from . import calls
 from . import functions as fn
 from .client import get_client, is_cluster
+from .codec import now
 from .conf import charon_settings
-from .engine import AUTH_USER_KEY, SessionStore, context
-from .keyspace import alias_key, is_legacy_key, legacy_tag, user_tag
+from .engine import AUTH_USER_KEY, context
+from .keyspace import Keys, alias_key, is_legacy_key, legacy_tag, member_of, user_tag
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -123,17 +125,16 @@ def _plan(old: OldSession) -> tuple[list[tuple[str, list[Any]]], str | None]:
     assert old.data is not None
     uid = old.data.get(AUTH_USER_KEY)
     uid = None if uid is None else str(uid)
-    store = SessionStore()
-    store._legacy_tags[old.key] = user_tag(uid) if uid else legacy_tag(old.key)
-    keys = store._keys(old.key)
-    write = store._encode(keys.member, old.data, full=True)
+    ctx = context()
+    tag = user_tag(uid) if uid else legacy_tag(old.key)
+    keys = Keys.for_member(ctx.prefix, tag, member_of(old.key))
+    created = now()
+    sealed = ctx.codec.seal(keys.member, uid, created, ctx.codec.dumps(old.data))
     ttl_ms = old.ttl * 1000
-    argv = ["c", keys.member, ttl_ms, uid or "", "", context().absolute, 0, *write.argv()]
-    klist = [keys.session, keys.index, keys.meta, keys.ended]
-    commands = [(keys.session, ["FCALL", fn.SAVE, len(klist), *klist, *argv])]
+    create = calls.create(keys, ttl_ms, uid, created, sealed, "", ctx.absolute, 0)
+    commands = [(keys.record, list(create.command()))]
     if uid:
-        alias = alias_key(context().prefix, old.key)
-        tag = store._legacy_tags[old.key]
+        alias = alias_key(ctx.prefix, old.key)
         commands.append((alias, ["SET", alias, tag, "PX", ttl_ms]))
     return commands, uid
 

@@ -1,10 +1,16 @@
 """Session keys (the cookie values) and the Redis key names derived from them.
 
-A session key is 52 characters: a 20 character *tag* followed by 32 random
-characters. The tag decides the Redis hash slot: for an authenticated session
-it is a keyed hash of the user id (so all of a user's sessions and the user's
-index share one slot, and the cookie does not reveal the id); for an anonymous
-session it is random.
+A session key of this engine is 40 characters of ``[a-z0-9]``, the size and
+alphabet of Django's own ``Session.session_key`` column: a 15 character
+*tag* followed by 25 random characters (129 bits). The tag decides the Redis
+hash slot: for a signed-in session it is a keyed hash of the user id (so all
+of a user's sessions and the user's index share one slot, and the cookie does
+not reveal the id); for an anonymous session it is random.
+
+Django's own engines make 32 character keys; sessions brought over by
+``sessions_import`` keep theirs ("legacy" keys). Any other string of 8 to 40
+ASCII characters is a valid key that names no session, as with Django's
+engines.
 
 Redis never sees a session key. Keys and index members use a *member*: the
 first 104 bits of SHA-256 of the session key, in hex (26 characters; never
@@ -24,42 +30,64 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils.crypto import get_random_string
 
-TAG_LENGTH = 20
-RANDOM_LENGTH = 32
+from .conf import charon_settings
+
+TAG_LENGTH = 15
+RANDOM_LENGTH = 25
 KEY_LENGTH = TAG_LENGTH + RANDOM_LENGTH
 MEMBER_LENGTH = 26
+#: Django's rule: any string of at least 8 characters may be a session key.
+MIN_KEY_LENGTH = 8
+#: The size of Django's ``Session.session_key`` column; longer values name nothing.
+MAX_KEY_LENGTH = 40
 
 _TAG_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _RANDOM_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _KEY_RE = re.compile(rf"[a-z2-7]{{{TAG_LENGTH}}}[a-z0-9]{{{RANDOM_LENGTH}}}\Z")
+# The session keys of Django's own engines: 32 characters of [a-z0-9].
+_LEGACY_RE = re.compile(r"[a-z0-9]{32}\Z")
 
 
 def is_valid_session_key(value: object) -> bool:
-    """Return whether ``value`` has the shape of a session key of this engine."""
+    """Return whether ``value`` may be a session key (perhaps of no session).
+
+    As with Django's engines, any string of 8 or more characters qualifies,
+    up to the 40 characters of Django's column, in ASCII.
+    """
+    return (
+        isinstance(value, str)
+        and MIN_KEY_LENGTH <= len(value) <= MAX_KEY_LENGTH
+        and value.isascii()
+    )
+
+
+def is_engine_key(value: object) -> bool:
+    """Return whether ``value`` has the shape of a key this engine issues."""
     return isinstance(value, str) and _KEY_RE.match(value) is not None
-
-
-# The session keys of Django's own engines: 32 characters of [a-z0-9].
-_LEGACY_RE = re.compile(r"[a-z0-9]{32}\Z")
 
 
 def is_legacy_key(value: object) -> bool:
     """Return whether ``value`` has the shape of a key made by Django's engines.
 
     Such keys name sessions brought over by ``sessions_import``; the engine
-    loads them and moves them to a key of its own on their next save.
+    loads them and moves them to a key of its own on ``cycle_key()``.
     """
     return isinstance(value, str) and _LEGACY_RE.match(value) is not None
 
 
-def legacy_tag(session_key: str) -> str:
-    """Return the tag of an imported key's alias (and of its anonymous session)."""
-    digest = hashlib.sha256(b"django-charon-sessions.legacy\0" + session_key.encode()).digest()
+def _b32(digest: bytes) -> str:
     return base64.b32encode(digest).decode("ascii").lower()[:TAG_LENGTH]
 
 
+def legacy_tag(session_key: str) -> str:
+    """Return the tag of an imported key's alias (and of its anonymous session)."""
+    return _b32(
+        hashlib.sha256(b"django-charon-sessions.legacy.v2\0" + session_key.encode()).digest()
+    )
+
+
 def alias_key(prefix: str, session_key: str) -> str:
-    """Return the key holding the user tag of an imported, authenticated session."""
+    """Return the key holding the user tag of an imported, signed-in session."""
     return f"{prefix}:{{{legacy_tag(session_key)}}}:a:{member_of(session_key)}"
 
 
@@ -85,26 +113,35 @@ def member_of(session_key: str) -> str:
 
 @lru_cache(maxsize=64)
 def _tag_for_secret(secret: str, user_id: str) -> str:
-    key = hashlib.sha256(b"django-charon-sessions.user-tag\0" + secret.encode()).digest()
-    digest = hmac.digest(key, user_id.encode("utf-8"), "sha256")
-    return base64.b32encode(digest).decode("ascii").lower()[:TAG_LENGTH]
+    key = hashlib.sha256(b"django-charon-sessions.user-tag.v2\0" + secret.encode()).digest()
+    return _b32(hmac.digest(key, user_id.encode("utf-8"), "sha256"))
+
+
+def _tag_secrets() -> list[str]:
+    # TAG_SECRET does not rotate with SECRET_KEY, so a rotation never moves a
+    # user's sessions to another slot. Without it, tags follow SECRET_KEY and
+    # the tags of its fallbacks stay valid while those are configured.
+    fixed = charon_settings.TAG_SECRET
+    if fixed:
+        return [fixed]
+    secrets_ = [str(settings.SECRET_KEY)]
+    return secrets_ + [str(s) for s in getattr(settings, "SECRET_KEY_FALLBACKS", [])]
 
 
 def user_tag(user_id: str) -> str:
     """Return the tag that new sessions of ``user_id`` get."""
-    return _tag_for_secret(str(settings.SECRET_KEY), user_id)
+    return _tag_for_secret(_tag_secrets()[0], user_id)
 
 
 def user_tags(user_id: str) -> list[str]:
     """Return every tag a live session of ``user_id`` may have.
 
-    Sessions created before a ``SECRET_KEY`` rotation keep the tag of the
-    key that was current then, as long as it is in ``SECRET_KEY_FALLBACKS``.
+    With ``TAG_SECRET`` set that is one tag. Without it, sessions created
+    before a ``SECRET_KEY`` rotation keep the tag of the key that was current
+    then, as long as it is in ``SECRET_KEY_FALLBACKS``.
     """
-    secrets_ = [str(settings.SECRET_KEY)]
-    secrets_ += [str(s) for s in getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     tags: list[str] = []
-    for secret in secrets_:
+    for secret in _tag_secrets():
         tag = _tag_for_secret(secret, user_id)
         if tag not in tags:
             tags.append(tag)
@@ -123,7 +160,7 @@ def is_valid_member(value: object) -> bool:
 class Keys:
     """The Redis keys one session touches: all in the slot of its tag."""
 
-    session: str
+    record: str
     index: str
     meta: str
     ended: str
@@ -132,7 +169,7 @@ class Keys:
     @classmethod
     def for_member(cls, prefix: str, tag: str, member: str) -> Keys:
         base = f"{prefix}:{{{tag}}}:"
-        return cls(base + "s:" + member, base + "i", base + "m", base + "x", member)
+        return cls(base + "r:" + member, base + "i", base + "m", base + "x", member)
 
     @classmethod
     def for_session(cls, prefix: str, session_key: str) -> Keys:
@@ -155,10 +192,14 @@ class UserKeys:
 
     @classmethod
     def for_index(cls, index: str | bytes) -> UserKeys:
-        """Return the keys of the user whose index key SCAN found."""
+        """Return the keys of the user whose index (or ended set) key SCAN found."""
         name = index.decode() if isinstance(index, bytes) else index
         base = name[:-1]  # "P:{T}:" of "P:{T}:i"
-        return cls(name[name.index("{") + 1 : name.index("}")], name, base + "m", base + "x")
+        return cls(name[name.index("{") + 1 : name.index("}")], base + "i", base + "m", base + "x")
+
+    def record(self, member: str) -> str:
+        """Return the key of the session record ``member`` of this tag."""
+        return f"{self.index[:-1]}r:{member}"
 
 
 def user_key_pattern(prefix: str, kind: str) -> str:

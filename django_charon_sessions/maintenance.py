@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import redis
 from redis.exceptions import RedisError
 
+from . import calls
 from . import functions as fn
 from .client import get_async_client, get_client, is_cluster
 from .conf import charon_settings
 from .keyspace import UserKeys, user_key_pattern
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
 
 # hiredis is optional; imported by name so type checking needs no stubs for it.
 try:
@@ -90,11 +91,6 @@ def _name(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _session_keys(key: str, members: Iterable[str]) -> list[str]:
-    base = key[:-1]  # "P:{T}:" of "P:{T}:i" or "P:{T}:x"
-    return [base + "s:" + m for m in members]
-
-
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -151,18 +147,17 @@ def _send_all(node: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     return replies
 
 
-def _sweep_index_batch(node: Any, indexes: list[str], dry: str) -> list[UserReport]:
+def _sweep_index_batch(node: Any, indexes: list[str], dry: bool) -> list[UserReport]:
     member_lists = _send_all(node, [("ZRANGE", index, 0, -1) for index in indexes])
     commands: list[tuple[Any, ...]] = []
-    calls: list[str] = []
+    owners: list[str] = []
     for index, raw_members in zip(indexes, member_lists, strict=True):
-        base = index[:-1].encode() + b"s:"
-        for chunk in _chunks(raw_members, SWEEP_CHUNK):
-            keys = [index, index[:-1] + "m", *(base + m for m in chunk)]
-            commands.append(("FCALL", fn.SWEEP, len(keys), *keys, dry, *chunk))
-            calls.append(index)
+        keys = UserKeys.for_index(index)
+        for chunk in _chunks([_name(m) for m in raw_members], SWEEP_CHUNK):
+            commands.append(calls.sweep(keys, chunk, dry).command())
+            owners.append(index)
     reports = {index: UserReport(UserKeys.for_index(index).tag) for index in indexes}
-    for index, (expired, vanished, live) in zip(calls, _send_all(node, commands), strict=True):
+    for index, (expired, vanished, live) in zip(owners, _send_all(node, commands), strict=True):
         r = reports[index]
         r.expired, r.vanished, r.live = r.expired + expired, r.vanished + vanished, r.live + live
     return list(reports.values())
@@ -174,13 +169,13 @@ def _purge_ended_batch(node: Any, ended_keys: list[str], dry_run: bool) -> int:
         if dry_run:
             purged += int(node.zcard(ended))
             continue
+        keys = UserKeys.for_index(ended)
         while members := [_name(m) for m in node.zrange(ended, 0, SWEEP_CHUNK - 1)]:
-            keys = [ended, *_session_keys(ended, members)]
-            purged += int(node.execute_command("FCALL", fn.PURGE, len(keys), *keys, *members))
+            purged += int(node.execute_command(*calls.purge(keys, members).command()))
     return purged
 
 
-def _sweep_batch(client: Any, batch: list[str], dry: str) -> list[UserReport]:
+def _sweep_batch(client: Any, batch: list[str], dry: bool) -> list[UserReport]:
     users: list[UserReport] = []
     for node, indexes in _by_node(client, batch):
         users += _sweep_index_batch(node, indexes, dry)
@@ -227,7 +222,6 @@ def _cleanup(
 ) -> CleanupReport:
     client: Any = get_client()
     report = CleanupReport(dry_run=dry_run)
-    dry = "1" if dry_run else "0"
     try:
         if charon_settings.LOAD_FUNCTIONS:
             fn.load_library(client)  # pipelines cannot load it on demand
@@ -236,7 +230,7 @@ def _cleanup(
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending: deque[Future[list[UserReport]]] = deque()
             for batch in _batches(client, _pattern("i"), batch_size):
-                pending.append(pool.submit(_sweep_batch, client, batch, dry))
+                pending.append(pool.submit(_sweep_batch, client, batch, dry_run))
                 if len(pending) == 2:
                     _collect(pending.popleft(), report, detail, progress)
             while pending:
@@ -257,15 +251,15 @@ async def acleanup(*, batch_size: int = DEFAULT_BATCH, dry_run: bool = False) ->
     """Async twin of :func:`cleanup` (one call per user, without pipelining)."""
     client: Any = get_async_client()
     report = CleanupReport(dry_run=dry_run)
-    dry = "1" if dry_run else "0"
     try:
         async for raw in client.scan_iter(match=_pattern("i"), count=batch_size, _type="zset"):
             index = _name(raw)
-            user = UserReport(UserKeys.for_index(index).tag)
+            keys = UserKeys.for_index(index)
+            user = UserReport(keys.tag)
             members = [_name(m) for m in await client.zrange(index, 0, -1)]
             for chunk in _chunks(members, SWEEP_CHUNK):
-                keys = [index, index[:-1] + "m", *_session_keys(index, chunk)]
-                expired, vanished, live = await fn.afcall(client, fn.SWEEP, keys, [dry, *chunk])
+                call = calls.sweep(keys, chunk, dry_run)
+                expired, vanished, live = await calls.arun(client, call)
                 user.expired, user.vanished = user.expired + expired, user.vanished + vanished
                 user.live += live
             report.add(user, keep_detail=False)
@@ -274,9 +268,9 @@ async def acleanup(*, batch_size: int = DEFAULT_BATCH, dry_run: bool = False) ->
             if dry_run:
                 report.ended_purged += int(await client.zcard(ended))
                 continue
+            keys = UserKeys.for_index(ended)
             while members := [_name(m) for m in await client.zrange(ended, 0, SWEEP_CHUNK - 1)]:
-                keys = [ended, *_session_keys(ended, members)]
-                report.ended_purged += int(await fn.afcall(client, fn.PURGE, keys, members))
+                report.ended_purged += await calls.arun(client, calls.purge(keys, members))
     except RedisError as exc:
         raise fn.translate(exc) from exc
     return report

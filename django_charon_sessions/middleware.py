@@ -58,14 +58,71 @@ def client_ip(meta: Mapping[str, Any]) -> str:
 
 
 def client_facts(request: HttpRequest) -> str:
-    """Return the request facts to store with a session, as compact JSON."""
+    """Return the request facts to store with a session, as compact JSON.
+
+    Built once per distinct client: the result is cached on everything it
+    depends on (the address, every header the IP lookup may read, the user
+    agent and the settings), since a session uses it at most once per
+    ``LAST_SEEN_INTERVAL``.
+    """
     s = charon_settings
+    meta = request.META
+    proxied = s.CAPTURE_IP and (bool(s.TRUSTED_PROXIES) or s.PROXY_COUNT is not None)
+    return _facts(
+        str(meta.get("REMOTE_ADDR") or ""),
+        _forwarding_headers(meta) if proxied else (),
+        str(meta.get("HTTP_USER_AGENT", "")) if s.CAPTURE_USER_AGENT else None,
+        s.CAPTURE_IP,
+        s.USER_AGENT_MAX_LENGTH,
+        tuple(s.TRUSTED_PROXIES),
+        s.PROXY_COUNT,
+    )
+
+
+def _fold(name: str) -> str:
+    name = name.upper().replace("-", "_")
+    return name[5:] if name.startswith("HTTP_") else name
+
+
+@lru_cache(maxsize=1)
+def _header_names() -> frozenset[str] | None:
+    from python_ipware import IpWare
+
+    ware: Any = IpWare()
+    # python-ipware 3 keeps the list on the object; later releases on its engine.
+    names = getattr(ware, "precedence", None) or getattr(ware.engine, "precedence", None)
+    return frozenset(_fold(h) for h in names) if names else None
+
+
+def _forwarding_headers(meta: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    # python-ipware matches header names loosely (case, "-" or "_"), so take
+    # every entry that folds to one of the names it reads (all headers when
+    # the list is unknown: correct, only cached less well).
+    names = _header_names()
+    return tuple(
+        sorted(
+            (k, str(v))
+            for k, v in meta.items()
+            if (_fold(k) in names if names is not None else k.startswith("HTTP_"))
+        )
+    )
+
+
+@lru_cache(maxsize=1024)
+def _facts(
+    remote: str,
+    headers: tuple[tuple[str, str], ...],
+    agent: str | None,
+    capture_ip: bool,
+    agent_length: int,
+    proxies: tuple[str, ...],
+    proxy_count: int | None,
+) -> str:
     facts: dict[str, str] = {}
-    if s.CAPTURE_IP:
-        facts["ip"] = client_ip(request.META)
-    if s.CAPTURE_USER_AGENT:
-        agent = str(request.META.get("HTTP_USER_AGENT", ""))
-        facts["ua"] = agent[: s.USER_AGENT_MAX_LENGTH]
+    if capture_ip:
+        facts["ip"] = client_ip({**dict(headers), "REMOTE_ADDR": remote})
+    if agent is not None:
+        facts["ua"] = agent[:agent_length]
     return json.dumps(facts, separators=(",", ":")) if facts else ""
 
 

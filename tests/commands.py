@@ -2,7 +2,7 @@
 
 On real servers MONITOR lists every command each server receives; commands
 run inside a function are marked as coming from Lua and are not round trips.
-On fakeredis (no MONITOR) the engine's client counts the commands it sends.
+On fakeredis (no MONITOR) the commands written to the fake sockets are counted.
 """
 
 from __future__ import annotations
@@ -81,17 +81,22 @@ def count(backend: Any, action: Callable[[], object]) -> list[str]:
 
 
 def _count_on_client(action: Callable[[], object]) -> list[str]:
-    client = get_client()
+    """Count what the engine's client writes to its (fake) sockets."""
+    connection_class = get_client().connection_pool.connection_class
     sent: list[str] = []
-    original = client.execute_command
+    original = connection_class.send_packed_command
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        sent.append(str(args[0]).split()[0].upper())
-        return original(*args, **kwargs)
+    def counting(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+        packed = b"".join(command) if isinstance(command, list) else bytes(command)
+        # One RESP array per command: *N, then $len and the verb.
+        for chunk in packed.split(b"\r\n*")[0:]:
+            parts = chunk.split(b"\r\n")
+            sent.append(parts[2].decode().upper())
+        return original(self, command, *args, **kwargs)
 
-    client.execute_command = counting  # type: ignore[method-assign]
+    connection_class.send_packed_command = counting  # type: ignore[method-assign]
     try:
         action()
     finally:
-        del client.execute_command
+        connection_class.send_packed_command = original  # type: ignore[method-assign]
     return sent

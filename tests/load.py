@@ -44,10 +44,10 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 
 from django_charon_sessions import api
-from django_charon_sessions.codec import FIELD_CREATED, BadSignatureError
+from django_charon_sessions.codec import BadRecordError
 from django_charon_sessions.engine import SessionStore, context
 from django_charon_sessions.exceptions import SessionStoreError
-from django_charon_sessions.keyspace import member_of
+from django_charon_sessions.keyspace import TAG_LENGTH, member_of
 from django_charon_sessions.maintenance import cleanup
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Figures:
         out = {k: v for k, v in self.__dict__.items() if k != "problems"}
         out["errors"] = dict(self.errors)
         out["cleanup_errors"] = dict(self.cleanup_errors)
-        out["problems"] = self.problems[:20]
+        out["problems"] = self.problems[:TAG_LENGTH]
         return out
 
     def assert_clean(self) -> None:
@@ -367,14 +367,21 @@ class Model:
     def _ok_cycle(self, p: Plan, t0: float, t1: float, result: Any) -> None:
         rec = p.rec
         assert rec is not None
-        data, new_key = result
+        data, new_key, carried = result
         self.check_data(rec, p.prior, data, t0, "cycle")
         if new_key is None:
             self.gone(rec, t1, "cycle")
             return
         rec.dead(t1)
-        values = {k: (v, t1) for k, v in data.items() if k.startswith("w")}
-        tried = {k: v for k, v in data.items() if k.startswith("w")}
+        # What the new key holds, as the engine acknowledged it: a save that
+        # raced the cycle is carried over (the cycle re-applies onto the newer
+        # record), and an anonymous session ended during the login is not
+        # (its data must not be written back), so it may differ from `data`.
+        values = {k: (v, t1) for k, v in carried.items() if k.startswith("w")}
+        tried = dict(rec.tried)
+        for k, v in carried.items():
+            if k.startswith("w") and isinstance(v, int):
+                tried[k] = max(v, tried.get(k, -1))
         self.register(Rec(new_key, p.user, t0, t1, values=values, tried=tried))
 
     def _ok_end_one(self, p: Plan, t0: float, t1: float, result: Any) -> None:
@@ -453,11 +460,11 @@ def _cycle(p: Plan) -> tuple[dict[str, Any], str | None]:
     s = SessionStore(p.rec.key)
     data = dict(s.items())
     if s.session_key is None:
-        return data, None
+        return data, None, {}
     s.cycle_key()
     s[AUTH] = p.user  # a login; for a signed-in session a no-op (password change)
     s.save()
-    return data, s.session_key
+    return data, s.session_key, dict(s.items())
 
 
 async def _acycle(p: Plan) -> tuple[dict[str, Any], str | None]:
@@ -465,11 +472,11 @@ async def _acycle(p: Plan) -> tuple[dict[str, Any], str | None]:
     s = SessionStore(p.rec.key)
     data = dict(await s.aitems())
     if s.session_key is None:
-        return data, None
+        return data, None, {}
     await s.acycle_key()
     await s.aset(AUTH, p.user)
     await s.asave()
-    return data, s.session_key
+    return data, s.session_key, dict(await s.aitems())
 
 
 def _end_one(p: Plan) -> object:
@@ -665,21 +672,17 @@ class Load:
             index = raw.decode()
             base = index[:-1]
             for member in admin.zrange(index, 0, -1):
-                if not admin.exists(base + "s:" + member.decode()):
+                if not admin.exists(base + "r:" + member.decode()):
                     f.index_inconsistencies += 1
                     self.model.problem(f"raw: index entry {member[:8]!r} without a session")
-        for raw in admin.scan_iter(match=f"{prefix}:{{*}}:s:*", count=1000):
+        for raw in admin.scan_iter(match=f"{prefix}:{{*}}:r:*", count=1000):
             name = raw.decode()
-            fields = admin.hgetall(name)
-            if not fields:
+            value = admin.get(name)
+            if value is None:
                 continue  # expired or evicted meanwhile
-            if FIELD_CREATED not in fields:
-                f.half_written += 1
-                self.model.problem(f"raw: session {name[-26:][:8]} has no creation time")
-            flat = [x for pair in fields.items() for x in pair]
             try:
-                codec.decode_fields(name.rsplit(":", 1)[1].encode(), flat)
-            except BadSignatureError:
+                codec.open(name.rsplit(":", 1)[1], value)
+            except BadRecordError:
                 f.half_written += 1
                 self.model.problem(f"raw: session {name[-26:][:8]} fails verification")
 

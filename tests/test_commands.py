@@ -58,7 +58,7 @@ def stale(backend, ada, bob):
     """ada: 2 live sessions, 1 expired and 1 vanished index entry; bob: 2 ended."""
     sessions_of(ada, 1, expiry=1)
     live = sessions_of(ada, 3)
-    backend.admin.delete(Keys.for_session("charon", live[0]).session)  # evicted
+    backend.admin.delete(Keys.for_session("charon", live[0]).record)  # evicted
     sessions_of(bob, 2)
     api.end_sessions(bob)
     time.sleep(1.1)

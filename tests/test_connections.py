@@ -34,7 +34,7 @@ def test_cache_alias_shares_the_caches_connection(backend, cache_alias):
     s = SessionStore()
     s["a"] = 1
     s.save()
-    assert backend.admin.exists(Keys.for_session("charon", s.session_key).session) == 1
+    assert backend.admin.exists(Keys.for_session("charon", s.session_key).record) == 1
     client = get_client()
     if cache_alias == "django-redis":
         assert client.connection_pool is caches["shared"].client.get_client().connection_pool
@@ -61,7 +61,7 @@ def test_url_with_database_number(backend):
         s = SessionStore()
         s["a"] = 1
         s.save()
-    key = Keys.for_session("charon", s.session_key).session
+    key = Keys.for_session("charon", s.session_key).record
     assert backend.admin.exists(key) == 0
     db3 = backend.admin.__class__(
         host="127.0.0.1", port=backend.admin.connection_pool.connection_kwargs["port"], db=3

@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import Keys, is_valid_session_key
+from django_charon_sessions.keyspace import TAG_LENGTH, Keys, is_valid_session_key
 
 VALUES = {
     "text": "héllo wörld ✓",
@@ -32,7 +32,7 @@ def saved(data: dict[str, object] | None = None) -> SessionStore:
 
 
 def ttl_of(backend, session_key: str) -> int:
-    return int(backend.admin.pttl(Keys.for_session("charon", session_key).session))
+    return int(backend.admin.pttl(Keys.for_session("charon", session_key).record))
 
 
 # -- mapping API and persistence ----------------------------------------------
@@ -177,7 +177,7 @@ def test_cycle_key_authenticated_stays_in_users_slot(backend):
     s = saved({"_auth_user_id": "7", "a": 1})
     old = s.session_key
     s.cycle_key()
-    assert s.session_key[:20] == old[:20]
+    assert s.session_key[:TAG_LENGTH] == old[:TAG_LENGTH]
     assert s.exists(s.session_key)
     assert not s.exists(old)
     assert dict(SessionStore(s.session_key).items()) == {"_auth_user_id": "7", "a": 1}
@@ -258,13 +258,13 @@ def test_idle_expiry_is_enforced_by_the_server(backend):
 def test_unchanged_save_only_moves_the_expiry(backend):
     s = saved({"a": 1})
     keys = Keys.for_session("charon", s.session_key)
-    before = backend.admin.hgetall(keys.session)
-    backend.admin.pexpire(keys.session, 60_000)
+    before = backend.admin.get(keys.record)
+    backend.admin.pexpire(keys.record, 60_000)
     t = SessionStore(s.session_key)
     t._get_session()  # the request reads its session
     t.save()
-    assert backend.admin.hgetall(keys.session) == before
-    assert backend.admin.pttl(keys.session) > 60_000
+    assert backend.admin.get(keys.record) == before
+    assert backend.admin.pttl(keys.record) > 60_000
 
 
 def test_absolute_lifetime(backend):

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.test import Client, override_settings
 
 from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import Keys, user_tag
+from django_charon_sessions.keyspace import TAG_LENGTH, Keys, user_tag
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_login_and_logout_through_the_views(backend, user):
     assert response.status_code == 302
     signed_in = cookie(client)
     assert signed_in != anonymous
-    assert signed_in[:20] == user_tag(str(user.pk))
+    assert signed_in[:TAG_LENGTH] == user_tag(str(user.pk))
     assert not SessionStore().exists(anonymous)
     assert client.get("/session.json").json()["data"]["theme"] == "dark"
     assert "Signed in as grace" in client.get("/").text
@@ -68,12 +68,12 @@ def test_password_change_keeps_this_session(backend, user):
 def test_save_every_request_moves_the_expiry(backend):
     client = Client()
     client.get("/set/a/1/")
-    session = Keys.for_session("charon", cookie(client)).session
+    session = Keys.for_session("charon", cookie(client)).record
     backend.admin.pexpire(session, 10_000)
-    stored_before = backend.admin.hgetall(session)
+    stored_before = backend.admin.get(session)
     client.get("/session.json")
     assert backend.admin.pttl(session) > 10_000
-    assert backend.admin.hgetall(session) == stored_before
+    assert backend.admin.get(session) == stored_before
 
 
 def test_clearsessions_command(backend):
@@ -101,7 +101,7 @@ async def test_alogin_and_alogout(backend, user):
     await request.session.asave()
     key = request.session.session_key
     assert key != anonymous
-    assert key[:20] == user_tag(str(user.pk))
+    assert key[:TAG_LENGTH] == user_tag(str(user.pk))
     fresh = HttpRequest()
     fresh.session = SessionStore(key)
     assert (await aget_user(fresh)).pk == user.pk

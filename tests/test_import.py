@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.contrib.sessions.exceptions import SessionInterrupted
+from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.models import Session
 from django.contrib.sessions.serializers import JSONSerializer
 from django.core import signing
@@ -18,7 +18,7 @@ from django.utils.crypto import get_random_string
 
 from django_charon_sessions import api, importer
 from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import is_valid_session_key
+from django_charon_sessions.keyspace import is_engine_key
 from tests.test_commands import run
 
 pytestmark = pytest.mark.django_db
@@ -98,20 +98,24 @@ def test_imported_sessions_are_ended_with_their_user(backend, people):
     assert all(SessionStore().exists(k) for k in others)
 
 
-def test_an_imported_cookie_moves_to_a_key_of_ours_when_it_changes(backend, people):
+def test_an_imported_cookie_keeps_its_key_until_cycle_key(backend, people):
     live = make_db_sessions([], 1)
     run("sessions_import", "--from", "db")
     [key] = live
     client = Client()
     client.cookies[settings.SESSION_COOKIE_NAME] = key
-    # Reading keeps the old key (parallel first requests must not race to move it).
+    # Reading and changing keep the old key: apps that recorded it still find it.
     assert client.get("/session.json").json()["data"] == live[key]
-    assert client.cookies[settings.SESSION_COOKIE_NAME].value == key
     client.get("/set/theme/dark/")
-    new = client.cookies[settings.SESSION_COOKIE_NAME].value
-    assert is_valid_session_key(new) and new != key
-    assert not SessionStore().exists(key)
+    assert client.cookies[settings.SESSION_COOKIE_NAME].value == key
     assert client.get("/session.json").json()["data"] == {**live[key], "theme": "dark"}
+    # cycle_key() (a login, say) moves it to a key of this engine.
+    s = SessionStore(key)
+    s.cycle_key()
+    s.save()
+    assert is_engine_key(s.session_key) and s.session_key != key
+    assert not SessionStore().exists(key)
+    assert dict(SessionStore(s.session_key).items()) == {**live[key], "theme": "dark"}
 
 
 def test_a_flushed_imported_session_is_not_brought_back(backend, people):
@@ -122,9 +126,9 @@ def test_a_flushed_imported_session_is_not_brought_back(backend, people):
     request._get_session()
     SessionStore(key).flush()  # another request logs out
     request["cart"] = [1]
-    with pytest.raises(SessionInterrupted):
-        request.save()  # the move to a new key must not resurrect it
-    assert [k for k in backend.keys() if b":s:" in k] == []  # noqa: SIM118 - no session
+    with pytest.raises(UpdateError):
+        request.save()  # must not resurrect it
+    assert [k for k in backend.keys() if b":r:" in k] == []  # noqa: SIM118 - no session
 
 
 def test_dry_run_writes_nothing(backend, people):
@@ -201,6 +205,9 @@ def test_ending_an_imported_session_during_its_first_request_sticks(backend, peo
     request._get_session()  # the first request after the import has loaded it
     api.end_sessions(people[0])  # "log out everywhere" meanwhile
     request["theme"] = "dark"
-    with pytest.raises(SessionInterrupted):
-        request.save()  # the save that would move it to a new key
+    with pytest.raises(UpdateError):
+        request.save()
     assert api.list_sessions(people[0]) == []
+    # Nor does a password change's cycle_key() bring it back.
+    request = SessionStore(key)
+    assert dict(request.items()) == {}

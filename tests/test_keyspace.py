@@ -81,7 +81,7 @@ def test_anonymous_sessions_are_not_indexed(backend):
     client.get("/")
     keys = backend.keys()
     assert len(keys) == 1
-    assert b":s:" in keys[0]
+    assert b":r:" in keys[0]
 
 
 def test_user_tag_is_keyed_and_survives_rotation():

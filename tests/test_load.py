@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import Keys
 from tests.load import ALIVE, ENDED, LONG, FigureLog, Figures, Load
 
@@ -69,9 +70,11 @@ def test_the_checker_finds_damage(backend):
     alive = [r for r in model.recs if r.state == ALIVE and r.values]
     anon = next(r for r in alive if r.user is None)
     auth = next(r for r in alive if r.user is not None)
-    # 1. a lost update: an acknowledged field disappears
-    keys = Keys.for_session("charon", anon.key)
-    backend.admin.hdel(keys.session, *[k.encode() for k in anon.values])
+    # 1. a lost update: acknowledged keys disappear (a save the model never sent)
+    damage = SessionStore(anon.key)
+    for name in anon.values:
+        del damage[name]
+    damage.save()
     # 2. a resurrection: the model was told a live session had ended
     other = next(r for r in alive if r not in (anon, auth))
     other.state, other.ended_at = ENDED, 0.0

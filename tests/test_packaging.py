@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import django_charon_sessions
-from django_charon_sessions import functions
+from django_charon_sessions import calls, functions
 
 
 @pytest.mark.skipif(
@@ -46,9 +46,8 @@ def test_library_source_is_versioned():
     [library] = r.function_list()
     names = {f[1].decode() for f in library[library.index(b"functions") + 1]}
     expected = {
-        functions.LOAD, functions.EXISTS, functions.SAVE, functions.CYCLE, functions.DELETE,
-        functions.SWEEP, functions.LIST, functions.END_ONE, functions.END_ALL,
-        functions.STATS, functions.PURGE,
+        calls.LOAD, calls.EXISTS, calls.CREATE, calls.SAVE, calls.CYCLE, calls.DELETE,
+        calls.SWEEP, calls.LIST, calls.END_ONE, calls.END_ALL, calls.STATS, calls.PURGE,
     }  # fmt: skip
     assert names == expected
     assert all(name.startswith(functions.LIBRARY + "_") for name in names)

@@ -13,8 +13,8 @@ import pytest
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 
-from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import Keys, user_tag
+from django_charon_sessions.engine import SAVE_ATTEMPTS, SessionStore
+from django_charon_sessions.keyspace import TAG_LENGTH, Keys, user_tag
 
 
 def stored(data: dict[str, object]) -> str:
@@ -99,7 +99,7 @@ def test_same_key_is_last_writer_wins(backend):
 
 def test_threads_with_a_barrier_keep_every_key(backend):
     key = stored({})
-    workers = 8
+    workers = SAVE_ATTEMPTS  # each round one save wins: all of them fit the retries
     barrier = threading.Barrier(workers)
     errors: list[BaseException] = []
 
@@ -165,16 +165,16 @@ def test_login_moves_the_session_to_the_users_slot(backend):
     request["_auth_user_id"] = "1001"
     request.save()
     new_key = request.session_key
-    assert new_key[:20] == user_tag("1001") != key[:20]
+    assert new_key[:TAG_LENGTH] == user_tag("1001") != key[:TAG_LENGTH]
     assert not request.exists(key)
     old = Keys.for_session("charon", key)
-    assert backend.admin.exists(old.session) == 0
+    assert backend.admin.exists(old.record) == 0
     new = Keys.for_session("charon", new_key)
     assert backend.admin.zrange(new.index, 0, -1) == [new.member.encode()]
     assert dict(SessionStore(new_key).items()) == {"cart": [1, 2], "_auth_user_id": "1001"}
     if backend.name == "cluster":
         slot = backend.admin.keyslot
-        assert slot(new.session) == slot(new.index) == slot(new.meta)
+        assert slot(new.record) == slot(new.index) == slot(new.meta)
 
 
 def test_user_id_set_without_cycle_still_moves(backend):
@@ -182,7 +182,7 @@ def test_user_id_set_without_cycle_still_moves(backend):
     s = SessionStore(key)
     s["_auth_user_id"] = "77"
     s.save()
-    assert s.session_key[:20] == user_tag("77")
+    assert s.session_key[:TAG_LENGTH] == user_tag("77")
     assert not s.exists(key)
     assert dict(SessionStore(s.session_key).items()) == {"a": 1, "_auth_user_id": "77"}
 

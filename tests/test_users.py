@@ -141,7 +141,7 @@ def test_end_all_of_10000_sessions_is_one_call(backend, user):
 def test_ended_sessions_are_purged_by_clear_expired(backend, user):
     keys = seed(user, 5)
     api.end_sessions(user)
-    remaining = [k for k in keys if backend.admin.exists(Keys.for_session("charon", k).session)]
+    remaining = [k for k in keys if backend.admin.exists(Keys.for_session("charon", k).record)]
     assert remaining == keys  # dead at once, their hashes wait for cleanup
     SessionStore.clear_expired()
     assert backend.keys() == []
@@ -157,7 +157,7 @@ def test_end_all_beats_a_request_in_flight(backend, user):
     with pytest.raises(UpdateError):
         in_flight.save()
     assert not SessionStore().exists(key)
-    assert backend.admin.exists(Keys.for_session("charon", key).session) == 0
+    assert backend.admin.exists(Keys.for_session("charon", key).record) == 0
     assert not signed_in(laptop)
 
 
@@ -344,8 +344,10 @@ def test_lost_metadata_comes_back_on_the_next_load(backend, user):
     laptop = device(user, FIREFOX, "198.51.100.23")
     keys = Keys.for_session("charon", key_of(laptop))
     backend.admin.delete(keys.meta)  # as an eviction would
-    backend.admin.hdel(keys.session, b"\xffs")  # "last seen" is due
+    backend.admin.setrange(keys.record, 0, "0000000000")  # "last seen" is due
     assert signed_in(laptop)
+    # Written again with an expiry: never IP and user agent left forever.
+    assert backend.admin.pttl(keys.meta) > 0
     [listed] = api.list_sessions(user)
     assert listed.ip == "198.51.100.23"
     assert listed.browser.startswith("Firefox")

@@ -4,48 +4,51 @@ django-charon-sessions: the Redis function library.
 
 The Python side replaces __VERSION__ with a hash of this file before it calls
 FUNCTION LOAD, so every release has its own library name and function names,
-and two releases can share one Redis during a rolling deploy.
+and two releases can share one Redis during a rolling deploy. Each function
+has exactly one caller in django_charon_sessions/calls.py, the only code that
+knows its KEYS and ARGV.
 
-Key schema (P is the KEY_PREFIX setting, T a 20 character tag, M a member):
+Key schema (P is the KEY_PREFIX setting, T a 15 character tag, M a member):
 
-  P:{T}:s:M   HASH  one session. M is a hash of the cookie value, never the
-                    cookie itself. T is the user's tag for an authenticated
-                    session (a keyed hash of the user id) and a random tag for
-                    an anonymous one; both are part of the cookie.
-                    Fields whose name starts with the byte 0xFF are ours:
-                      \xffc  creation time, unix seconds (server clock)
-                      \xffu  user id, present while the session is indexed
-                      \xffs  last seen, unix seconds: a copy of the time in
-                             P:{T}:m, so a load reads it with the data
-                    Every other field is one session key (UTF-8) whose value
-                    is a signature followed by the serialized value. The
-                    byte 0xFF never occurs in UTF-8, so the two cannot clash.
-  P:{T}:i     ZSET  the user's index: member M, score = expiry in unix ms.
-  P:{T}:m     HASH  the user's session metadata: M -> "LLLLLLLLLL|CCCCCCCCCC|rest":
-                    last seen and created in unix seconds (10 digits each),
-                    rest opaque to this library (the request facts).
-  P:{T}:x     ZSET  ended sessions whose hash may still exist: member M, score
-                    = the hash's expiry in unix ms. Cleanup deletes those
-                    hashes (purge); the key expires with its last entry.
+  P:{T}:r:M   STRING  one session record: a header this library reads, then
+                      a body sealed by Python (one MAC over the member, the
+                      user id, the creation time and the serialized session):
+                        SSSSSSSSSS,V,C,N:U<sealed>
+                      S last seen (unix s, 10 digits: rewritten in place),
+                      V version (+1 on every write that replaces the record),
+                      C creation time (unix s), U the user id, N bytes long
+                      (N = 0: anonymous). M is a hash of the cookie value,
+                      never the cookie itself. T is the user's tag for a
+                      signed-in session and random for an anonymous one.
+  P:{T}:i     ZSET    the user's index: member M, score = expiry in unix ms.
+  P:{T}:m     HASH    the user's session metadata: M -> "LLLLLLLLLL|CCCCCCCCCC|rest":
+                      last seen and created (unix s, 10 digits each), rest
+                      opaque to this library (the request facts).
+  P:{T}:x     ZSET    ended sessions whose record may still exist: member M,
+                      score = the record's expiry in unix ms. Cleanup deletes
+                      those records (purge); the key expires with its last entry.
 
 The keys of one tag share a hash slot, so every call below touches exactly
 one slot and runs unchanged on Redis Cluster. Every key a function touches is
-named in KEYS.
+named in KEYS. Every key a function creates gets an expiry in the same call.
 
-An authenticated session is alive only while its member is in the index:
+A signed-in session is alive only while its member is in its user's index:
 ending all of a user's sessions moves the index into the ended set in one
-step, and a session whose member is missing is treated as gone (and deleted)
+step, and a record whose member is missing is treated as gone (and deleted)
 the next time any function sees it. That is what keeps an ended session dead.
 
-Return codes used below: 1 done (save: 1 + the number of sessions ended by
-the per-user limit), 0 key already exists (create collision), -1 session gone
-(deleted, expired or ended), -2 absolute lifetime over.
+Writes that replace a record carry the version the caller loaded. Liveness is
+checked first (a matching version proves nothing once the session was
+ended), then the version: on a mismatch nothing is written and the reply is
+the current record, so the caller can re-apply its changes and try again.
+The "last seen" update does not change the version.
+
+Replies used below: 1 done (create: 1 + the number of sessions ended by the
+per-user limit), 0 the key already exists (create, cycle), -1 the session is
+gone (deleted, expired or ended; nothing written), -2 its absolute lifetime
+is over (it is deleted), a string: the current record (version conflict).
 --]]
 
-local META = '\255'
-local F_CREATED = META .. 'c'
-local F_USER = META .. 'u'
-local F_SEEN = META .. 's'
 -- Bound the work a single call does on behalf of expired index entries;
 -- the cleanup command takes care of any remainder.
 local PRUNE_LIMIT = 64
@@ -57,8 +60,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Call cmd(key, list[first..last]) in chunks. CHUNK is even, so field/value
--- pairs never straddle two calls.
+local function fmt(n)
+  return string.format('%d', math.floor(n))
+end
+
+-- Call cmd(key, list[first..last]) in chunks.
 local function call_chunked(cmd, key, list, first, last)
   while first <= last do
     local stop = math.min(last, first + CHUNK - 1)
@@ -67,39 +73,30 @@ local function call_chunked(cmd, key, list, first, last)
   end
 end
 
-local function fmt(n)
-  return string.format('%d', math.floor(n))
+-- Split a record into seen, version, created, user and the sealed part.
+local function parse(value)
+  local seen, version, created, n, at = string.match(value, '^(%d+),(%d+),(%d+),(%d+):()')
+  if not at then
+    return false
+  end
+  n = tonumber(n)
+  return tonumber(seen), tonumber(version), tonumber(created),
+    string.sub(value, at, at + n - 1), string.sub(value, at + n)
 end
 
-local function meta_value(now_s, created_s, rest)
-  return string.format('%010d|%010d|', math.floor(now_s), math.floor(created_s)) .. rest
+local function header(seen, version, created, user)
+  return string.format('%010d,%d,%d,%d:', seen, version, created, #user) .. user
 end
 
-local function expire_with_last(key, zset)
-  local last = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
-  if #last > 0 then
-    redis.call('PEXPIREAT', key, fmt(tonumber(last[2])))
-  end
-  return #last > 0
+local function meta_value(seen_s, created_s, rest)
+  return string.format('%010d|%010d|', math.floor(seen_s), math.floor(created_s)) .. rest
 end
 
--- Drop index entries whose expiry has passed, with their metadata, then
--- let the index and metadata keys expire together with their last session.
-local function refresh_index(index, meta, now)
-  local stale = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, PRUNE_LIMIT)
-  if #stale > 0 then
-    redis.call('ZREM', index, unpack(stale))
-    redis.call('HDEL', meta, unpack(stale))
-  end
-  local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-  if #last > 0 then
-    local at = fmt(tonumber(last[2]))
-    redis.call('PEXPIREAT', index, at)
-    redis.call('PEXPIREAT', meta, at)
-  else
-    redis.call('DEL', index, meta)
-  end
-  return #stale
+-- Give key an expiry of at least `at` (unix ms) without lowering one it has:
+-- NX sets it on a key that has none, GT only ever raises it.
+local function expire_at_least(key, at)
+  redis.call('PEXPIREAT', key, at, 'NX')
+  redis.call('PEXPIREAT', key, at, 'GT')
 end
 
 local function unindex(index, meta, member)
@@ -107,66 +104,75 @@ local function unindex(index, meta, member)
   redis.call('HDEL', meta, member)
 end
 
+-- Drop up to PRUNE_LIMIT index entries whose expiry has passed.
+local function prune(index, meta, now)
+  local stale = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, PRUNE_LIMIT)
+  if #stale > 0 then
+    redis.call('ZREM', index, unpack(stale))
+    redis.call('HDEL', meta, unpack(stale))
+  end
+end
+
+-- Set the index and metadata expiry to the newest entry's (or delete both).
+local function expire_with_last(index, meta)
+  local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if #last > 0 then
+    redis.call('PEXPIREAT', index, fmt(tonumber(last[2])))
+    redis.call('PEXPIREAT', meta, fmt(tonumber(last[2])))
+  else
+    redis.call('DEL', index, meta)
+  end
+end
+
 -- Move members (with their index scores) from the index to the ended set.
 local function bury(index, meta, ended, members)
+  local latest = 0
   for _, m in ipairs(members) do
     local score = redis.call('ZSCORE', index, m)
     if score then
       redis.call('ZADD', ended, score, m)
+      latest = math.max(latest, tonumber(score))
     end
     unindex(index, meta, m)
   end
-  expire_with_last(ended, ended)
-end
-
--- A session is alive when its hash exists and, if it belongs to a user,
--- its member is still in that user's index. Returns alive, user id.
--- Returns ok, user (or false), created (or false). Every stored session has
--- a creation time, so one HMGET tells a live hash from a missing one.
-local function alive(session, index, member)
-  local got = redis.call('HMGET', session, F_USER, F_CREATED)
-  local user, created = got[1], got[2]
-  if not user and not created and redis.call('EXISTS', session) == 0 then
-    return false, false, false
+  if latest > 0 then
+    expire_at_least(ended, fmt(latest))
   end
-  if user and not redis.call('ZSCORE', index, member) then
-    return false, user, created
-  end
-  return true, user, created
-end
-
--- Apply ARGV[at] = n followed by n field/value pairs, then a count of fields
--- to delete and those fields. Returns the index after the last one used.
-local function write_fields(session, argv, at)
-  local nset = tonumber(argv[at])
-  call_chunked('HSET', session, argv, at + 1, at + 2 * nset)
-  at = at + 1 + 2 * nset
-  local ndel = tonumber(argv[at])
-  call_chunked('HDEL', session, argv, at + 1, at + ndel)
-  return at + 1 + ndel
-end
-
-local function drop_data_fields(session)
-  local fields = redis.call('HKEYS', session)
-  local data = {}
-  for _, f in ipairs(fields) do
-    if string.byte(f, 1) ~= 255 then
-      data[#data + 1] = f
-    end
-  end
-  call_chunked('HDEL', session, data, 1, #data)
 end
 
 -- The idle TTL asked for, shortened to what is left of the absolute
 -- lifetime. Returns milliseconds; zero or less means "already over".
 local function effective_ttl(created, ttl, absolute, now)
   if absolute > 0 then
-    local left = (tonumber(created or '0') + absolute) * 1000 - now
+    local left = (created + absolute) * 1000 - now
     if left < ttl then
       return left
     end
   end
   return ttl
+end
+
+-- The record of a live session, or false (deleting a record whose user's
+-- index no longer has it). Also returns the index score of a signed-in one.
+local function live_record(record, index, meta, member)
+  local value = redis.call('GET', record)
+  if not value then
+    return false
+  end
+  local seen, version, created, user = parse(value)
+  if not seen then
+    return value, false, false, false, false, false
+  end
+  local score = false
+  if user ~= '' then
+    score = redis.call('ZSCORE', index, member)
+    if not score then
+      redis.call('DEL', record)
+      redis.call('HDEL', meta, member)
+      return false
+    end
+  end
+  return value, seen, version, created, user, score
 end
 
 -- End the oldest sessions (by creation) of a user beyond `limit`, sparing
@@ -200,240 +206,222 @@ local function enforce_limit(index, meta, ended, limit, keep, now)
   return #victims
 end
 
--- Set TTL and index state of a session whose fields are written. meta_rest
--- is the request facts to store ('' keeps an existing entry's). Returns the
--- number of sessions ended by the per-user limit.
-local function finish(keys, member, ttl, user, old_user, meta_rest, limit, now, created, has_meta)
-  local session, index, meta, ended = keys[1], keys[2], keys[3], keys[4]
-  redis.call('PEXPIRE', session, fmt(ttl))
-  if user ~= '' then
-    if user ~= old_user then
-      redis.call('HSET', session, F_USER, user)
-    end
-    local added = redis.call('ZADD', index, fmt(now + ttl), member)
-    -- A member already indexed has its metadata (load restores it if it
-    -- was lost); only a new one, or new request facts, write it here.
-    if meta_rest ~= '' or (added == 1 and not has_meta) then
-      created = created or fmt(now / 1000)
-      redis.call('HSET', meta, member, meta_value(now / 1000, tonumber(created), meta_rest))
-    end
-    local limited = 0
-    if added == 1 then
-      limited = enforce_limit(index, meta, ended, limit, member, now)
-    end
-    refresh_index(index, meta, now)
-    return limited
-  elseif old_user then
-    redis.call('HDEL', session, F_USER)
-    unindex(index, meta, member)
-    refresh_index(index, meta, now)
-  end
-  return 0
+-- Index a new signed-in session: entry, metadata, expiries, limit.
+local function index_new(index, meta, ended, member, at, meta_entry, limit, now)
+  prune(index, meta, now)
+  redis.call('ZADD', index, at, member)
+  redis.call('HSET', meta, member, meta_entry)
+  expire_at_least(index, at)
+  expire_at_least(meta, at)
+  return enforce_limit(index, meta, ended, limit, member, now)
 end
 
 --[[
 load
-  KEYS  session, index, meta
+  KEYS  record, index, meta
   ARGV  member, touch_interval (s, 0 = never), absolute_max_age (s, 0 = none),
-        meta_rest (request facts, '' = keep)
-  Reply nil when there is no live session, else HGETALL of the session.
-  Side effects: deletes a session that was ended or outlived its absolute
-  lifetime; updates "last seen" (and the request facts) when it is older
-  than touch_interval.
+        request facts ('' = keep the stored ones)
+  Reply the record, or nil when there is no live session.
+  Side effects: deletes a record that was ended or outlived its absolute
+  lifetime; at most once per touch_interval updates "last seen" (in the
+  record's header and the metadata) of a signed-in session.
 --]]
 local function load(keys, argv)
-  local session, index, meta = keys[1], keys[2], keys[3]
-  local member = argv[1]
-  local touch, absolute, rest = tonumber(argv[2]), tonumber(argv[3]), argv[4]
-  local fields = redis.call('HGETALL', session)
-  if #fields == 0 then
-    return false
-  end
-  local user, created, last = false, 0, 0
-  for i = 1, #fields, 2 do
-    local f = fields[i]
-    if f == F_USER then
-      user = fields[i + 1]
-    elseif f == F_CREATED then
-      created = tonumber(fields[i + 1])
-    elseif f == F_SEEN then
-      last = tonumber(fields[i + 1])
-    end
+  local record, index, meta, member = keys[1], keys[2], keys[3], argv[1]
+  local touch, absolute, facts = tonumber(argv[2]), tonumber(argv[3]), argv[4]
+  local value, seen, _, created, user, score = live_record(record, index, meta, member)
+  if not seen then
+    return value  -- nil, or a record without a header (Python reports it)
   end
   local now = nil
   if absolute > 0 then
     now = now_ms()
     if (created + absolute) * 1000 <= now then
-      redis.call('DEL', session)
-      if user then
-        unindex(index, meta, member)
-      end
+      redis.call('DEL', record)
+      unindex(index, meta, member)
       return false
     end
   end
-  if user then
-    if not redis.call('ZSCORE', index, member) then
-      redis.call('DEL', session)
-      redis.call('HDEL', meta, member)
-      return false
-    end
-    if touch > 0 then
-      now = now or now_ms()
-      local now_s = math.floor(now / 1000)
-      -- The copy in the hash came with the data: most loads stop here.
-      if last + touch <= now_s then
-        local seen = redis.call('HGET', meta, member)
-        local stamp = now_s
-        if not seen then
-          -- Lost (evicted, say): write it again rather than list no facts.
-          redis.call('HSET', meta, member, meta_value(now_s, created, rest))
-        elseif tonumber(string.sub(seen, 1, 10)) + touch <= now_s then
-          if rest == '' then
-            rest = string.sub(seen, 23)
-          end
-          redis.call('HSET', meta, member,
-            meta_value(now_s, tonumber(string.sub(seen, 12, 21)), rest))
-        else
-          stamp = tonumber(string.sub(seen, 1, 10))
-        end
-        redis.call('HSET', session, F_SEEN, fmt(stamp))
+  if user ~= '' and touch > 0 then
+    local now_s = math.floor((now or now_ms()) / 1000)
+    -- The copy in the header came with the record: most loads stop here.
+    if seen + touch <= now_s then
+      if facts == '' then
+        local old = redis.call('HGET', meta, member)
+        facts = old and string.sub(old, 23) or ''
       end
+      redis.call('HSET', meta, member, meta_value(now_s, created, facts))
+      -- The metadata may have been evicted: never leave it without expiry.
+      expire_at_least(meta, score)
+      redis.call('SETRANGE', record, 0, string.format('%010d', now_s))
+      value = string.format('%010d', now_s) .. string.sub(value, 11)
     end
   end
-  return fields
+  return value
 end
 
 --[[
 exists (no-writes)
-  KEYS  session, index
+  KEYS  record, index
   ARGV  member
   Reply 1 when the session is alive, else 0.
 --]]
 local function exists(keys, argv)
-  local ok = alive(keys[1], keys[2], argv[1])
-  return ok and 1 or 0
+  local value = redis.call('GET', keys[1])
+  if not value then
+    return 0
+  end
+  local seen, _, _, user = parse(value)
+  if seen and user ~= '' and not redis.call('ZSCORE', keys[2], argv[1]) then
+    return 0
+  end
+  return 1
+end
+
+--[[
+create
+  KEYS  record, index, meta, ended
+  ARGV  member, ttl_ms, user ('' anonymous), created (unix s), sealed,
+        request facts, absolute_max_age (s, 0 = none), per-user limit (0 = none)
+  Reply 1 + the number of the user's sessions ended by the limit; 0 the key
+        exists (nothing written); -2 the absolute lifetime is already over.
+  Never overwrites a record.
+--]]
+local function create(keys, argv)
+  local record, index, meta, ended = keys[1], keys[2], keys[3], keys[4]
+  local member, ttl, user, created = argv[1], tonumber(argv[2]), argv[3], tonumber(argv[4])
+  local sealed, facts, absolute, limit = argv[5], argv[6], tonumber(argv[7]), tonumber(argv[8])
+  local now = now_ms()
+  ttl = effective_ttl(created, ttl, absolute, now)
+  if ttl <= 0 then
+    return -2
+  end
+  local now_s = math.floor(now / 1000)
+  local value = header(now_s, 1, created, user) .. sealed
+  if not redis.call('SET', record, value, 'NX', 'PX', fmt(ttl)) then
+    return 0
+  end
+  if user == '' then
+    return 1
+  end
+  local at = fmt(now + ttl)
+  return 1 + index_new(index, meta, ended, member, at, meta_value(now_s, created, facts), limit, now)
 end
 
 --[[
 save
-  KEYS  session, index, meta, ended
-  ARGV  mode, member, ttl_ms, user, meta_rest, absolute_max_age (s),
-        max_sessions_per_user (0 = no limit),
-        nset, field, value, ..., ndel, field, ...
-        mode 'c' creates and never overwrites; 'u' updates the given fields;
-        'r' replaces all data fields. user is '' for an anonymous session.
-  Reply 1 + n saved (n sessions of the user ended by the limit), 0 exists
-        (create only), -1 gone (update only; nothing is written), -2
-        absolute lifetime over (the session is deleted).
+  KEYS  record, index, meta
+  ARGV  member, version, ttl_ms, user ('' anonymous), sealed ('' keeps the
+        stored body and only moves the expiry), absolute_max_age (s)
+  Reply 1 saved; -1 gone (nothing written); -2 absolute lifetime over (the
+        session is deleted); the current record when its version is not the
+        one given (nothing written).
+  An update never creates an index entry: a user id that was not indexed
+  stays out of the index (and the next load treats the record as ended).
 --]]
 local function save(keys, argv)
-  local session, index, meta = keys[1], keys[2], keys[3]
-  local mode, member, ttl, user, meta_rest = argv[1], argv[2], tonumber(argv[3]), argv[4], argv[5]
-  local absolute, limit = tonumber(argv[6]), tonumber(argv[7])
-  local now = now_ms()
-  local old_user, created = false, false
-  if mode == 'c' then
-    if redis.call('EXISTS', session) == 1 then
-      return 0
-    end
-    created = fmt(now / 1000)
-    redis.call('HSET', session, F_CREATED, created)
-  else
-    local ok
-    ok, old_user, created = alive(session, index, member)
-    if not ok then
-      if old_user then
-        redis.call('DEL', session)
-        redis.call('HDEL', meta, member)
-      end
-      return -1
-    end
-    if mode == 'r' then
-      drop_data_fields(session)
-    end
+  local record, index, meta, member = keys[1], keys[2], keys[3], argv[1]
+  local version, ttl, user, sealed = tonumber(argv[2]), tonumber(argv[3]), argv[4], argv[5]
+  local absolute = tonumber(argv[6])
+  local value, seen, stored_version, created, old_user = live_record(record, index, meta, member)
+  if not value then
+    return -1
   end
-  write_fields(session, argv, 8)
+  if stored_version ~= version then
+    return value
+  end
+  local now = now_ms()
   ttl = effective_ttl(created, ttl, absolute, now)
   if ttl <= 0 then
-    redis.call('DEL', session)
-    if old_user then
-      unindex(index, meta, member)
-      refresh_index(index, meta, now)
-    end
+    redis.call('DEL', record)
+    unindex(index, meta, member)
     return -2
   end
-  return 1 + finish(keys, member, ttl, user, old_user, meta_rest, limit, now, created)
+  if sealed == '' then
+    redis.call('PEXPIRE', record, fmt(ttl))
+    user = old_user
+  else
+    redis.call('SET', record, header(seen, version + 1, created, user) .. sealed, 'PX', fmt(ttl))
+  end
+  if user ~= '' then
+    local at = fmt(now + ttl)
+    redis.call('ZADD', index, 'XX', at, member)
+    -- Both keys exist with an expiry (their creator set it): GT is enough.
+    redis.call('PEXPIREAT', index, at, 'GT')
+    redis.call('PEXPIREAT', meta, at, 'GT')
+  elseif old_user ~= '' then
+    unindex(index, meta, member)
+  end
+  return 1
 end
 
 --[[
 cycle
-  KEYS  old session, new session, index, meta, ended (one tag, so one slot)
-  ARGV  old member, new member, require_old ('1' or '0'), ttl_ms, user,
-        meta_rest, absolute_max_age (s), nset, field, value, ..., ndel, ...
-        The new session receives the creation time and metadata of the old
-        one (if it is alive) and the given fields.
-  Reply 1 done, 0 new key exists (nothing written), -1 the old session is
-        gone and require_old was '1' (it is cleaned up, nothing created),
-        -2 absolute lifetime over (both are gone).
+  KEYS  old record, new record, index, meta (one tag, so one slot)
+  ARGV  old member, new member, version, ttl_ms, user, sealed (for the new
+        member), absolute_max_age (s)
+  Reply 1 done; 0 the new key exists (nothing written); -1 the old session
+        is gone (nothing created); -2 absolute lifetime over (both gone);
+        the current old record on a version conflict (nothing written).
+  The new record keeps the old one's creation time and metadata.
 --]]
 local function cycle(keys, argv)
   local old, new, index, meta = keys[1], keys[2], keys[3], keys[4]
-  local old_member, new_member = argv[1], argv[2]
-  local ttl, user, meta_rest = tonumber(argv[4]), argv[5], argv[6]
-  local absolute = tonumber(argv[7])
+  local old_member, new_member, version = argv[1], argv[2], tonumber(argv[3])
+  local ttl, user, sealed, absolute = tonumber(argv[4]), argv[5], argv[6], tonumber(argv[7])
+  local value, seen, stored_version, created, old_user = live_record(old, index, meta, old_member)
+  if not value then
+    return -1
+  end
+  if stored_version ~= version then
+    return value
+  end
   if redis.call('EXISTS', new) == 1 then
     return 0
   end
   local now = now_ms()
-  local ok, old_user, old_created = alive(old, index, old_member)
-  if not ok and argv[3] == '1' then
-    redis.call('DEL', old)
-    unindex(index, meta, old_member)
-    return -1
-  end
-  local created = fmt(now / 1000)
-  local seen = false
-  if ok then
-    created = old_created or created
-    seen = redis.call('HGET', meta, old_member)
-  end
-  redis.call('DEL', old)
-  if old_user then
-    unindex(index, meta, old_member)
-  end
-  redis.call('HSET', new, F_CREATED, created)
-  if seen then
-    -- Keep last seen, created and the request facts across the new key.
-    redis.call('HSET', meta, new_member, seen)
-  end
-  write_fields(new, argv, 8)
   ttl = effective_ttl(created, ttl, absolute, now)
+  redis.call('DEL', old)
+  local entry = false
+  if old_user ~= '' then
+    entry = redis.call('HGET', meta, old_member)
+    unindex(index, meta, old_member)
+  end
   if ttl <= 0 then
-    redis.call('DEL', new)
-    unindex(index, meta, new_member)
-    refresh_index(index, meta, now)
     return -2
   end
-  finish({new, index, meta, keys[5]}, new_member, ttl, user, false, meta_rest, 0, now, created,
-    seen ~= false)
+  redis.call('SET', new, header(seen, version + 1, created, user) .. sealed, 'PX', fmt(ttl))
+  if user ~= '' then
+    local at = fmt(now + ttl)
+    redis.call('ZADD', index, at, new_member)
+    redis.call('HSET', meta, new_member, entry or meta_value(seen, created, ''))
+    expire_at_least(index, at)
+    expire_at_least(meta, at)
+  end
   return 1
 end
 
 --[[
 delete
-  KEYS  session, index, meta
-  ARGV  member
-  Reply 1 if a session hash was deleted, else 0. The index entry and
-        metadata go too.
+  KEYS  record, index, meta
+  ARGV  member, version ('' deletes whatever is there)
+  Reply 1 a record was deleted, 0 there was none (or, with a version, -1:
+        the session is gone); with a version that is not the stored one, the
+        current record (nothing deleted). The index entry and metadata go too.
 --]]
 local function delete(keys, argv)
-  local removed = redis.call('DEL', keys[1])
-  if redis.call('ZREM', keys[2], argv[1]) == 1 then
-    redis.call('HDEL', keys[3], argv[1])
-    refresh_index(keys[2], keys[3], now_ms())
-  else
-    redis.call('HDEL', keys[3], argv[1])
+  local record, index, meta, member, version = keys[1], keys[2], keys[3], argv[1], argv[2]
+  if version ~= '' then
+    local value, _, stored_version = live_record(record, index, meta, member)
+    if not value then
+      return -1
+    end
+    if stored_version ~= tonumber(version) then
+      return value
+    end
   end
+  local removed = redis.call('DEL', record)
+  unindex(index, meta, member)
   return removed
 end
 
@@ -458,22 +446,22 @@ end
 
 --[[
 end_one
-  KEYS  session, index, meta
+  KEYS  record, index, meta
   ARGV  member
   Reply 1 if the session was a live session of this index (now ended and
         deleted), else 0. A session of another user is never touched.
 --]]
 local function end_one(keys, argv)
-  local session, index, meta, member = keys[1], keys[2], keys[3], argv[1]
-  if not redis.call('ZSCORE', index, member) then
+  local record, index, meta, member = keys[1], keys[2], keys[3], argv[1]
+  local score = redis.call('ZSCORE', index, member)
+  if not score then
     return 0
   end
   local now = now_ms()
-  local live = tonumber(redis.call('ZSCORE', index, member)) > now
-  redis.call('DEL', session)
+  redis.call('DEL', record)
   unindex(index, meta, member)
-  refresh_index(index, meta, now)
-  return live and 1 or 0
+  expire_with_last(index, meta)
+  return tonumber(score) > now and 1 or 0
 end
 
 --[[
@@ -482,7 +470,7 @@ end_all
   ARGV  member to keep ('' for none)
   Reply the number of live sessions ended. All of them leave the index in
         this one step, so no save or cycle that starts later can keep them
-        alive; their hashes are deleted by purge (cleanup) or when touched.
+        alive; their records are deleted by purge (cleanup) or when touched.
 --]]
 local function end_all(keys, argv)
   local index, meta, ended, keep = keys[1], keys[2], keys[3], argv[1]
@@ -499,7 +487,10 @@ local function end_all(keys, argv)
   if redis.call('EXISTS', index) == 1 then
     redis.call('ZUNIONSTORE', ended, 2, ended, index, 'AGGREGATE', 'MAX')
     redis.call('ZREMRANGEBYSCORE', ended, '-inf', now)
-    expire_with_last(ended, ended)
+    local last = redis.call('ZRANGE', ended, -1, -1, 'WITHSCORES')
+    if #last > 0 then
+      redis.call('PEXPIREAT', ended, fmt(tonumber(last[2])))
+    end
   end
   redis.call('DEL', index, meta)
   if keep_score then
@@ -507,7 +498,7 @@ local function end_all(keys, argv)
     if keep_meta then
       redis.call('HSET', meta, keep, keep_meta)
     end
-    refresh_index(index, meta, now)
+    expire_with_last(index, meta)
   end
   return count
 end
@@ -534,9 +525,9 @@ end
 
 --[[
 purge
-  KEYS  ended, session hash of each member below
+  KEYS  ended, the record of each member below
   ARGV  members of the ended set
-  Reply the number of session hashes deleted. The members leave the set.
+  Reply the number of records deleted. The members leave the set.
 --]]
 local function purge(keys, argv)
   local deleted = 0
@@ -549,10 +540,10 @@ end
 
 --[[
 sweep
-  KEYS  index, meta, then the session hash of each member below
+  KEYS  index, meta, then the record of each member below
   ARGV  dry_run ('1' or '0'), members of the index
   Reply {expired, vanished, live}: members whose expiry passed, members
-        whose session hash is gone (evicted, for example), and the rest.
+        whose record is gone (evicted, for example), and the rest.
         Unless dry_run, the first two kinds leave the index and metadata.
 --]]
 local function sweep(keys, argv)
@@ -580,13 +571,7 @@ local function sweep(keys, argv)
   if argv[1] ~= '1' and #stale > 0 then
     call_chunked('ZREM', index, stale, 1, #stale)
     call_chunked('HDEL', meta, stale, 1, #stale)
-    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-    if #last > 0 then
-      redis.call('PEXPIREAT', index, fmt(tonumber(last[2])))
-      redis.call('PEXPIREAT', meta, fmt(tonumber(last[2])))
-    else
-      redis.call('DEL', meta)
-    end
+    expire_with_last(index, meta)
   end
   return {expired, vanished, live}
 end
@@ -598,6 +583,7 @@ local function register(name, callback, flags)
 end
 register('load', load, {'allow-oom'})
 register('exists', exists, {'no-writes'})
+register('create', create)
 register('save', save)
 register('cycle', cycle)
 register('delete', delete, {'allow-oom'})
