@@ -258,6 +258,10 @@ class SessionStore(SessionBase):
         if opened is None:
             return self._forget()
         self._loaded, data = opened
+        if self._loaded.stale_key:
+            # Sealed with a SECRET_KEY_FALLBACKS key: have this request's
+            # save re-seal it, so active sessions leave the old key soon.
+            self.modified = True
         return data
 
     def _open(self, keys: Keys, value: bytes) -> tuple[Record, dict[str, Any]] | None:

@@ -62,7 +62,7 @@ class LibraryMissing(Exception):  # noqa: N818 - a signal to reload, not an erro
 #: The commands the library's functions run; the app's Redis user needs them too
 #: (Redis checks them against the caller's ACL). Read from the source itself.
 FUNCTION_COMMANDS = tuple(
-    sorted(set(re.findall(r"(?:redis\.call|call_chunked)\('([A-Z]+)'", SOURCE)))
+    sorted(set(re.findall(r"(?:redis\.p?call|call_chunked)\('([A-Z]+)'", SOURCE)))
 )
 
 

@@ -1,11 +1,12 @@
 """Bad input (issue 7, point 3): cookies, stored values, user ids.
 
-tests/test_tamper.py covers a tampered, truncated, copied or foreign-prefix
-stored value and the SECRET_KEY_FALLBACKS rotation; this file covers the rest:
-cookies of every wrong shape through real requests, values that are correctly
-signed but not the session's data, hashes written by hand without the
-engine's own fields, user ids with separators, braces and unicode, and all
-of it thrown at the engine while the load of tests/load.py runs.
+tests/test_tamper.py covers records changed, spliced, replayed or copied from
+another session or KEY_PREFIX, and the SECRET_KEY_FALLBACKS rotation; this
+file covers the rest: cookies of every wrong shape through real requests,
+records that are correctly sealed but not the session's data, records cut
+short or written by hand without a header, a hash where the record should
+be, user ids with separators, braces and unicode, and all of it thrown at
+the engine while the load of tests/load.py runs.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from django.conf import settings
 from django.test import Client, override_settings
 
 from django_charon_sessions import api
-from django_charon_sessions.codec import Codec
+from django_charon_sessions.codec import MAC_LENGTH, Codec
 from django_charon_sessions.engine import SessionStore, context
 from django_charon_sessions.keyspace import (
     KEY_LENGTH,
+    TAG_LENGTH,
     Keys,
     is_valid_session_key,
     member_of,
@@ -65,9 +67,9 @@ def bad_cookies() -> dict[str, str]:
         "wrong format: upper case": real.session_key.upper(),
         "wrong format: one char too long": real.session_key + "a",
         "wrong format: quotes and separators": '"a;b=c,d"',
-        "shaped like a stored hash key": keys.session,
+        "shaped like a stored hash key": keys.record,
         "shaped like a member (public id)": keys.member,
-        "shaped like a user's tag + member": keys.session.split(":", 1)[1],
+        "shaped like a user's tag + member": keys.record.split(":", 1)[1],
         "valid shape, never issued": "a" * 20 + "0" * 32,
         "legacy (32 chars), unknown": "b" * 32,
     }
@@ -119,53 +121,170 @@ def test_bad_cookie_is_no_session_and_gets_a_fresh_one(backend, name):
 def test_stored_hash_key_as_cookie_does_not_reach_the_session(backend):
     s = stored({"secret": "x"})
     keys = Keys.for_session("charon", s.session_key)
-    for value in (keys.session, keys.member, s.session_key[:-1]):
+    for value in (keys.record, keys.member, s.session_key[:-1]):
         assert not SessionStore().exists(value)
         assert dict(SessionStore(value).items()) == {}
     assert dict(SessionStore(s.session_key).items()) == {"secret": "x"}
 
 
-def test_correctly_signed_garbage_reads_as_empty_and_is_logged(backend, caplog):
-    s = stored({"a": 1})
-    keys = Keys.for_session("charon", s.session_key)
-    codec = context().codec
-    sealed = codec.seal(keys.member.encode(), b"a", b"{not json")
-    backend.admin.hset(keys.session, b"a", sealed)
+def header(created: int, user: str = "") -> bytes:
+    """The header of a new record as the Lua library writes it (last seen = created)."""
+    uid = user.encode()
+    return b"%010d,1,%d,%d:%s" % (created, created, len(uid), uid)
+
+
+def put(admin: Any, keys: Keys, value: bytes) -> None:
+    """Overwrite a record as a Redis writer would, keeping its expiry."""
+    assert admin.set(keys.record, value, keepttl=True)
+
+
+def assert_rejected(backend: Any, caplog: Any, session_key: str, *secrets: str) -> None:
+    """No session, one log line without the key or contents, the record left as it was."""
+    keys = Keys.for_session("charon", session_key)
+    before = backend.admin.get(keys.record)
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger=SECURITY):
-        assert dict(SessionStore(s.session_key).items()) == {}
-    assert [r for r in caplog.records if r.name == SECURITY]
-    assert s.session_key not in caplog.text
+        loaded = SessionStore(session_key)
+        assert dict(loaded.items()) == {}
+    assert loaded.session_key is None
+    assert [r.name for r in caplog.records if r.name == SECURITY] == [SECURITY]
+    for secret in (session_key, session_key[TAG_LENGTH:], keys.member, *secrets):
+        assert secret not in caplog.text
+    assert backend.admin.get(keys.record) == before
+    assert backend.admin.ttl(keys.record) > 0
 
 
-@pytest.mark.parametrize("value", [b"", b"\x00", b"0123456789abcde", b"x" * 100_000])
-def test_stored_value_too_short_or_unsigned(backend, value):
-    s = stored({"a": 1, "b": 2})
+SIGNED_GARBAGE = {
+    "not JSON": ("", b"{not json"),
+    "not UTF-8": ("", b'{"a":"\xff"}'),
+    "JSON, not a dict": ("", b'["do not log me"]'),
+    "JSON null": ("", b"null"),
+    "empty body": ("", b""),
+    # Sealed as anonymous, but the data names a user: the header must agree.
+    "user in the data only": ("", b'{"_auth_user_id":"42","a":"do not log me"}'),
+    "user in the header only": ("42", b'{"a":"do not log me"}'),
+    "another user in the data": ("42", b'{"_auth_user_id":"43","a":"do not log me"}'),
+}
+
+
+@pytest.mark.parametrize("name", list(SIGNED_GARBAGE))
+def test_correctly_signed_garbage_reads_as_empty_and_is_logged(backend, caplog, name):
+    """Correctly sealed for this session, yet not a session's data."""
+    user, body = SIGNED_GARBAGE[name]
+    s = stored({"_auth_user_id": user} if user else {"a": 1})
     keys = Keys.for_session("charon", s.session_key)
-    backend.admin.hset(keys.session, b"b", value)
-    assert dict(SessionStore(s.session_key).items()) == {}
-    # Left for inspection, not overwritten by the next request's save.
-    assert backend.admin.hget(keys.session, b"b") == value
+    created = int(backend.admin.get(keys.record).split(b",")[2])
+    codec = context().codec
+    # Built this way, the session's own data loads: only the body is at fault.
+    sound = dict(s.items())
+    put(
+        backend.admin,
+        keys,
+        header(created, user) + codec.seal(keys.member, user or None, created, codec.dumps(sound)),
+    )
+    assert dict(SessionStore(s.session_key).items()) == sound
+    sealed = codec.seal(keys.member, user or None, created, body)
+    put(backend.admin, keys, header(created, user) + sealed)
+    assert_rejected(backend, caplog, s.session_key, "do not log me")
 
 
-def test_value_moved_to_another_field_is_rejected(backend):
-    s = stored({"role": "user", "is_admin": False})
-    keys = Keys.for_session("charon", s.session_key)
-    role = backend.admin.hget(keys.session, b"role")
-    backend.admin.hset(keys.session, b"is_admin", role)
-    assert dict(SessionStore(s.session_key).items()) == {}
-
-
-def test_hash_without_engine_fields_written_by_hand(backend):
-    """A hash someone wrote with the right name but no creation time still verifies
-    field by field; it is read (the data is genuine) and a save keeps it consistent."""
+def test_string_without_a_header_written_by_hand(backend, caplog):
+    """The session's data written as a plain string, with no header or MAC."""
     s = stored({"a": 1})
     keys = Keys.for_session("charon", s.session_key)
-    backend.admin.hdel(keys.session, b"\xffc")
-    loaded = SessionStore(s.session_key)
-    assert dict(loaded.items()) == {"a": 1}
-    loaded["b"] = 2
-    loaded.save()
-    assert dict(SessionStore(s.session_key).items()) == {"a": 1, "b": 2}
+    put(backend.admin, keys, b'{"a":1,"is_admin":true}')
+    assert_rejected(backend, caplog, s.session_key)
+    # A request gets a fresh session; the hand-written value stays.
+    client = Client()
+    status, data, new = send(client, s.session_key)
+    assert (status, data) == (200, {})
+    assert new is not None and new != s.session_key
+    assert backend.admin.get(keys.record) == b'{"a":1,"is_admin":true}'
+
+
+def test_hash_at_the_record_key(backend):
+    """A hash (a wrong type: the 0.1 layout) where the record should be reads as
+    no session, and a request with that cookie gets a fresh one."""
+    s = stored({"a": 1})
+    keys = Keys.for_session("charon", s.session_key)
+    backend.admin.delete(keys.record)
+    backend.admin.hset(keys.record, mapping={b"a": b"1", b"\xffc": b"0"})
+    assert dict(SessionStore(s.session_key).items()) == {}
+    status, data, new = send(Client(), s.session_key)
+    assert (status, data) == (200, {})
+    assert new is not None and new != s.session_key
+    assert backend.admin.type(keys.record) in (b"hash", "hash")  # left as it was
+
+
+def truncations(value: bytes, user: bytes) -> dict[str, bytes]:
+    """The record cut at each point of its layout, and a few other mistakes."""
+    head = value.index(b":") + 1
+    mac = head + len(user)
+    body = mac + MAC_LENGTH
+    flipped = bytes([value[body - 1] ^ 1])
+    return {
+        "empty": b"",
+        "a NUL byte": b"\x00",
+        "inside the last-seen time": value[:5],
+        "inside the header": value[: head - 3],
+        "header only": value[:head],
+        "inside the user id": value[: head + 1],
+        "inside the MAC": value[: mac + 5],
+        "MAC without a body": value[:body],
+        "body short by one byte": value[:-1],
+        "a bit of the MAC flipped": value[: body - 1] + flipped + value[body:],
+        "no header": value[head + len(user) :],
+        "a user id longer than the record": value.replace(b",7:", b",9999:", 1),
+        "100 kB unsigned": b"x" * 100_000,
+    }
+
+
+TRUNCATIONS = list(truncations(b"0,0,0,7:alice-7" + b"m" * MAC_LENGTH + b"{}", b"alice-7"))
+
+
+@pytest.mark.parametrize("name", TRUNCATIONS)
+def test_stored_value_truncated_unsigned_or_without_header(backend, caplog, name):
+    s = stored({"_auth_user_id": "alice-7", "a": "do not log me"})
+    keys = Keys.for_session("charon", s.session_key)
+    value = backend.admin.get(keys.record)
+    assert value.split(b",")[3].startswith(b"7:alice-7")
+    damaged = truncations(value, b"alice-7")[name]
+    assert damaged != value
+    put(backend.admin, keys, damaged)
+    assert_rejected(backend, caplog, s.session_key, "do not log me")
+
+
+def test_last_seen_shorter_than_ten_digits(backend, caplog):
+    """Redis reads any number of digits as "last seen" and, finding it long past,
+    rewrites the first 10 bytes in place before Python rejects the record. The
+    session still reads as nothing; what follows the header is left as it was."""
+    s = stored({"_auth_user_id": "alice-7", "a": "do not log me"})
+    keys = Keys.for_session("charon", s.session_key)
+    damaged = backend.admin.get(keys.record)[1:]
+    put(backend.admin, keys, damaged)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=SECURITY):
+        loaded = SessionStore(s.session_key)
+        assert dict(loaded.items()) == {}
+    assert loaded.session_key is None
+    assert [r.name for r in caplog.records] == [SECURITY]
+    assert s.session_key not in caplog.text
+    assert "do not log me" not in caplog.text
+    after = backend.admin.get(keys.record)
+    assert after is not None
+    assert after[10:] == damaged[10:]
+
+
+def test_record_copied_from_another_session_of_the_same_user(backend, caplog):
+    """Both live in the user's index and slot: only the MAC tells them apart."""
+    mine = stored({"_auth_user_id": "42", "role": "user"})
+    other = stored({"_auth_user_id": "42", "role": "admin"})
+    a = Keys.for_session("charon", mine.session_key)
+    b = Keys.for_session("charon", other.session_key)
+    assert (a.index, a.record != b.record) == (b.index, True)
+    put(backend.admin, a, backend.admin.get(b.record))
+    assert_rejected(backend, caplog, mine.session_key, "admin")
+    assert dict(SessionStore(other.session_key).items())["role"] == "admin"
 
 
 def test_secret_rotation_reaches_the_users_index_too(backend):
@@ -198,10 +317,10 @@ def test_user_ids_with_separators_braces_and_unicode(backend):
     for uid in ids:
         listed = {x.id for x in api.list_sessions(uid)}
         assert listed == {member_of(k) for k in sessions[uid]}, uid
-        assert all(k[:20] == user_tag(uid) for k in sessions[uid])
+        assert all(k[:TAG_LENGTH] == user_tag(uid) for k in sessions[uid])
         if backend.name == "cluster":
             k = Keys.for_session("charon", sessions[uid][0])
-            assert len({backend.admin.keyslot(x) for x in (k.session, k.index, k.meta)}) == 1
+            assert len({backend.admin.keyslot(x) for x in (k.record, k.index, k.meta)}) == 1
     for uid, other in LOOKALIKES:
         # Ending one id never touches its look-alike.
         survivors = {member_of(k) for k in sessions[other]}
@@ -266,6 +385,8 @@ def test_bad_input_under_load(backend, figures):
                     f.errors[type(exc).__name__] += 1
                     failures.append(f"{name}: {exc!r}")
                 api.end_session("42", keys.member)
+                # Damaged records left for inspection would fail the load's final check.
+                backend.admin.delete(keys.record)
 
     load_figures = Figures("load beside the bad input", backend.name)
     load = Load(load_figures, threads=2, tasks=2).start()
@@ -292,23 +413,33 @@ def test_bad_input_under_load(backend, figures):
 
 def _copy_from_other_session(admin: Any, keys: Keys) -> None:
     other = stored({"a": 2})
-    source = Keys.for_session("charon", other.session_key).session
-    admin.hset(keys.session, b"a", admin.hget(source, b"a"))
+    put(admin, keys, admin.get(Keys.for_session("charon", other.session_key).record))
+
+
+def _sealed(admin: Any, keys: Keys, codec: Codec, body: bytes) -> None:
+    created = int(admin.get(keys.record).split(b",")[2])
+    put(admin, keys, header(created, "42") + codec.seal(keys.member, "42", created, body))
 
 
 def _other_prefix(admin: Any, keys: Keys) -> None:
-    # Signed with this SECRET_KEY for a site whose KEY_PREFIX is "other".
-    sealed = Codec(context().codec.serializer, "other").seal(keys.member.encode(), b"a", b"2")
-    admin.hset(keys.session, b"a", sealed)
+    # Sealed with this SECRET_KEY for a site whose KEY_PREFIX is "other".
+    other = Codec(context().codec.serializer, "other")
+    _sealed(admin, keys, other, b'{"_auth_user_id":"42","a":1}')
+
+
+def _without_user(admin: Any, keys: Keys) -> None:
+    value = admin.get(keys.record)
+    stripped = value.replace(b",2:42", b",0:", 1)
+    assert stripped != value
+    put(admin, keys, stripped)
+    admin.zrem(keys.index, keys.member)
 
 
 STORED = {
-    "truncated": lambda admin, keys: admin.hset(
-        keys.session, b"a", admin.hget(keys.session, b"a")[:-1]
-    ),
+    "truncated": lambda admin, keys: put(admin, keys, admin.get(keys.record)[:-1]),
     "from another session": _copy_from_other_session,
     "from another KEY_PREFIX": _other_prefix,
-    "signed, not JSON": lambda admin, keys: admin.hset(
-        keys.session, b"a", context().codec.seal(keys.member.encode(), b"a", b"{")
-    ),
+    "signed, not JSON": lambda admin, keys: _sealed(admin, keys, context().codec, b"{"),
+    "user removed, out of the index": _without_user,
+    "no header": lambda admin, keys: put(admin, keys, b'{"_auth_user_id":"42","a":1}'),
 }

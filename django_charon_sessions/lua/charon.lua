@@ -73,9 +73,11 @@ local function call_chunked(cmd, key, list, first, last)
   end
 end
 
--- Split a record into seen, version, created, user and the sealed part.
+-- Split a record into seen, version, created, user and the sealed part;
+-- false for anything else (Python rejects it as tampered).
 local function parse(value)
-  local seen, version, created, n, at = string.match(value, '^(%d+),(%d+),(%d+),(%d+):()')
+  local seen, version, created, n, at =
+    string.match(value, '^(%d%d%d%d%d%d%d%d%d%d),(%d+),(%d+),(%d+):()')
   if not at then
     return false
   end
@@ -154,8 +156,21 @@ end
 
 -- The record of a live session, or false (deleting a record whose user's
 -- index no longer has it). Also returns the index score of a signed-in one.
+local function read_record(record)
+  -- A value of another type (written by hand) is garbage to verify, not an
+  -- error that fails the whole call.
+  local value = redis.pcall('GET', record)
+  if type(value) == 'table' and value.err then
+    if string.find(tostring(value.err), 'WRONGTYPE', 1, true) then
+      return ''
+    end
+    error(value)  -- anything else (an ACL refusal, say) stays an error
+  end
+  return value
+end
+
 local function live_record(record, index, meta, member)
-  local value = redis.call('GET', record)
+  local value = read_record(record)
   if not value then
     return false
   end
@@ -267,7 +282,7 @@ exists (no-writes)
   Reply 1 when the session is alive, else 0.
 --]]
 local function exists(keys, argv)
-  local value = redis.call('GET', keys[1])
+  local value = read_record(keys[1])
   if not value then
     return 0
   end
