@@ -4,12 +4,18 @@
 ``--cluster-enabled yes`` and joins them with ``redis-cli --cluster create``.
 Both keep their files in a temporary directory and stop their processes when
 closed (and, as a last resort, when the interpreter exits).
+
+``PostgresServer`` runs one PostgreSQL server the same way, on a unix socket
+in its temporary directory (no TCP); run as root, it runs as the ``postgres``
+system user, since PostgreSQL refuses to run as root.
 """
 
 from __future__ import annotations
 
 import atexit
+import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -17,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -263,3 +270,212 @@ def require_redis() -> bool:
             "CI=true but redis-server/redis-cli are not installed; .ci/run installs them."
         )
     return False
+
+
+# -- PostgreSQL -------------------------------------------------------------
+
+#: Where Debian's ``postgresql`` package puts the server binaries (not on PATH).
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+POSTGRES_BINARIES = ("initdb", "postgres", "pg_isready")
+#: The system user a PostgreSQL started by root runs as (it refuses to run as root).
+POSTGRES_USER = "postgres"
+
+
+def postgres_bin_dir() -> Path | None:
+    """Return the directory of initdb, postgres and pg_isready, or None if missing.
+
+    PATH first, then Debian's versioned directories, the newest version first.
+    """
+    found = shutil.which("initdb")
+    candidates = [Path(found).parent] if found else []
+
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(p) for p in path.parent.name.split(".") if p.isdigit())
+
+    candidates += sorted((Path(p) for p in glob.glob(POSTGRES_BIN_GLOB)), key=version, reverse=True)
+    for directory in candidates:
+        if all(os.access(directory / name, os.X_OK) for name in POSTGRES_BINARIES):
+            return directory
+    return None
+
+
+def _postgres_account() -> pwd.struct_passwd | None:
+    """Return the account to run PostgreSQL as: None for the current (non-root) user."""
+    if os.geteuid() != 0:
+        return None
+    return pwd.getpwnam(POSTGRES_USER)
+
+
+def postgres_missing() -> str | None:
+    """Return why a PostgreSQL server cannot be started here, or None if it can."""
+    if postgres_bin_dir() is None:
+        return (
+            "PostgreSQL is not installed (no initdb/postgres/pg_isready on PATH or in "
+            f"{POSTGRES_BIN_GLOB}; Debian package: postgresql)"
+        )
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(POSTGRES_USER)
+        except KeyError:
+            return (
+                f"running as root and there is no {POSTGRES_USER!r} system user to run "
+                "PostgreSQL as (it refuses to run as root)"
+            )
+    return None
+
+
+def require_postgres() -> bool:
+    """Return whether PostgreSQL tests can run; in CI a missing server is an error."""
+    reason = postgres_missing()
+    if reason is None:
+        return True
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI=true but {reason}; .ci/run installs it.")
+    return False
+
+
+class PostgresServer:
+    """One PostgreSQL server listening on a unix socket in its own directory, no TCP.
+
+    The cluster is made by ``initdb`` in a temporary directory, which also
+    holds the socket (``.s.PGSQL.<port>``) and the log; the port only names
+    the socket. Authentication is ``trust``: connect as the superuser
+    ``postgres`` with ``host=<dir>``. Run as root, both initdb and the server
+    run as the ``postgres`` system user, which owns the directory.
+    """
+
+    def __init__(self, port: int = 5432) -> None:
+        reason = postgres_missing()
+        bin_dir = postgres_bin_dir()
+        if reason is not None or bin_dir is None:
+            raise RuntimeError(f"cannot start PostgreSQL: {reason}")
+        self.bin_dir = bin_dir
+        self.port = port
+        self.user = "postgres"  # the database superuser made by initdb
+        self.account = _postgres_account()
+        self.dir = Path(tempfile.mkdtemp(prefix="charon-pg-"))
+        if self.account is not None:
+            os.chown(self.dir, self.account.pw_uid, self.account.pw_gid)
+        self.data = self.dir / "data"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._initialized = False
+        atexit.register(self.close)
+
+    @property
+    def host(self) -> str:
+        """The socket directory, as libpq's ``host`` (a path means a unix socket)."""
+        return str(self.dir)
+
+    def database_settings(self, name: str = "postgres") -> dict[str, object]:
+        """Return a Django ``DATABASES`` entry for database ``name`` on this server."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": self.user,
+            "PASSWORD": "",
+            "HOST": self.host,
+            "PORT": str(self.port),
+        }
+
+    def _as_owner(self) -> dict[str, Any]:
+        """Popen arguments that run a command as the server's owner, in its directory."""
+        kwargs: dict[str, Any] = {"cwd": self.dir}
+        if self.account is not None:
+            kwargs.update(user=self.account.pw_uid, group=self.account.pw_gid, extra_groups=[])
+            kwargs["env"] = {
+                **os.environ,
+                "HOME": str(self.dir),
+                "USER": self.account.pw_name,
+                "LOGNAME": self.account.pw_name,
+            }
+        return kwargs
+
+    def _initdb(self) -> None:
+        result = subprocess.run(
+            [
+                str(self.bin_dir / "initdb"),
+                "--pgdata",
+                str(self.data),
+                "--username",
+                self.user,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            **self._as_owner(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed: {result.stdout}{result.stderr}")
+        self._initialized = True
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"postgres exited with {self.process.returncode}: {self.log()}")
+        result = subprocess.run(
+            [str(self.bin_dir / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def start(self) -> PostgresServer:
+        if not self._initialized:
+            self._initdb()
+        args = [
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=",  # no TCP at all
+            "-c",
+            f"unix_socket_directories={self.dir}",
+            "-c",
+            "fsync=off",  # a throwaway cluster: durability buys nothing
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "logging_collector=off",
+        ]
+        with open(self.dir / "postgres.log", "ab") as log:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, **self._as_owner()
+            )
+        try:
+            wait_until(self._ready, timeout=60, what="postgres to accept connections")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"postgres did not start: {self.log()}") from None
+        return self
+
+    def log(self) -> str:
+        path = self.dir / "postgres.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop the server: a fast shutdown (SIGINT), SIGKILL if it hangs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
