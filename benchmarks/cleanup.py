@@ -1,10 +1,10 @@
 """Benchmark: sessions_cleanup against many stale index entries.
 
 Starts its own redis-server on loopback, fills it with USERS user indexes of
-ENTRIES stale entries each (half expired, half whose session hash vanished,
-as after eviction) plus LIVE live sessions per user, runs the cleanup twice
-and prints run time, peak memory of this process, and entries removed per
-second. The second run must remove nothing.
+ENTRIES stale entries each (half expired, half whose session record
+vanished, as after eviction) plus LIVE live sessions per user, runs the
+cleanup twice and prints run time, peak memory of this process, and entries
+removed per second. The second run must remove nothing.
 
     python -m benchmarks.cleanup                 # 100,000 users x 10 = 1,000,000 stale
     python -m benchmarks.cleanup --users 10000   # a quicker run
@@ -28,22 +28,39 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 
 
 def seed(client, users: int, entries: int, live: int) -> None:
+    """Write ``users`` user indexes of ``entries`` stale entries and ``live`` live ones each.
+
+    The layout is the engine's (see :mod:`django_charon_sessions.keyspace`):
+    each index entry has its metadata field, as a login writes both. Half the
+    stale entries have expired (score in the past); the other half are not
+    expired, but their record ``P:{T}:r:M`` is gone, as after eviction. Each
+    live entry has a record; the sweep only asks whether it exists, so its
+    value is a header with no valid seal behind it.
+    """
+    from django_charon_sessions.conf import charon_settings
     from django_charon_sessions.keyspace import UserKeys, random_tag
 
-    now_ms = int(time.time() * 1000)
+    prefix = charon_settings.KEY_PREFIX
+    now_s = int(time.time())
+    now_ms = now_s * 1000
+    later_ms = now_ms + 3_600_000
+    meta_value = f"{now_s:010d}|{now_s - 600:010d}|"
     pipe = client.pipeline(transaction=False)
     for u in range(users):
-        keys = UserKeys.for_tag("charon", random_tag())
+        keys = UserKeys.for_tag(prefix, random_tag())
         scores = {}
         for e in range(entries):
-            # Half expired (score in the past), half vanished (no session hash).
-            score = now_ms - 60_000 if e % 2 == 0 else now_ms + 3_600_000
-            scores[f"stale{u:07d}{e:04d}xxxxxxxxxx"[:26]] = score
+            # Half expired, half vanished (not expired, no record).
+            scores[f"{u:013x}{e:013x}"] = now_ms - 60_000 if e % 2 == 0 else later_ms
         for n in range(live):
-            member = f"live{u:07d}{n:04d}xxxxxxxxxxx"[:26]
-            scores[member] = now_ms + 3_600_000
-            pipe.hset(keys.index[:-1] + "s:" + member, "\xffc", "1")
+            member = f"{u:013x}{entries + n:013x}"
+            scores[member] = later_ms
+            header = f"{now_s:010d},1,{now_s},{len(str(u))}:{u}"
+            pipe.set(keys.record(member), header, px=3_600_000)
         pipe.zadd(keys.index, scores)
+        pipe.hset(keys.meta, mapping=dict.fromkeys(scores, meta_value))
+        pipe.pexpireat(keys.index, later_ms)
+        pipe.pexpireat(keys.meta, later_ms)
         if u % 1000 == 999:
             pipe.execute()
     pipe.execute()

@@ -2,12 +2,14 @@
 
     python -m benchmarks.run            # the full run (about 15 minutes)
     python -m benchmarks.run --quick    # small sizes, fewer repetitions (a smoke run)
+    python -m benchmarks.run --only store,memory    # some sections, printed only
 
 ``scripts/bench`` makes a virtualenv with what this needs and runs it. It
 starts its own redis-server on loopback and a SQLite file in a temporary
-directory, measures (see :mod:`benchmarks.measure`, :mod:`benchmarks.scale`
-and :mod:`benchmarks.e2e`), and writes ``benchmarks/results.json``,
-``docs/benchmarks.md`` and the plots under ``docs/images/``.
+directory, measures (see :mod:`benchmarks.store`, :mod:`benchmarks.measure`,
+:mod:`benchmarks.memory`, :mod:`benchmarks.scale` and :mod:`benchmarks.e2e`),
+and writes ``benchmarks/results.json``, ``docs/benchmarks.md`` and the plots
+under ``docs/images/``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("store", "requests", "login", "by_size", "memory", "user_ops", "cleanup", "e2e")
 
 
 def _args() -> argparse.Namespace:
@@ -42,13 +45,43 @@ def _args() -> argparse.Namespace:
         help="sessions stored around the listed and ended users",
     )
     parser.add_argument("--stale", type=int, default=200_000, help="stale entries to clean up")
+    parser.add_argument(
+        "--store-rounds", type=int, default=21, help="interleaved rounds, store level"
+    )
+    parser.add_argument(
+        "--store-batch", type=int, default=500, help="operations per batch, store level"
+    )
+    parser.add_argument(
+        "--memory-sessions", type=int, default=100_000, help="sessions per memory case"
+    )
     parser.add_argument("--e2e-seconds", type=float, default=8.0)
     parser.add_argument("--no-e2e", action="store_true")
-    parser.add_argument("--no-report", action="store_true", help="print the results only")
+    parser.add_argument("--no-report", action="store_true", help="write results.json only")
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "results.json"),
+        help="where to write the results (default: benchmarks/results.json)",
+    )
+    parser.add_argument(
+        "--docs",
+        default=str(ROOT / "docs"),
+        help="where to write benchmarks.md and images/ (default: docs/)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma separated sections to run, of {', '.join(SECTIONS)}; the results are "
+        "printed, and neither results.json nor the report is written",
+    )
     args = parser.parse_args()  # fmt: skip
+    only = [s for s in args.only.split(",") if s]
+    if unknown := set(only) - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    args.sections = only or [s for s in SECTIONS if not (s == "e2e" and args.no_e2e)]
     if args.quick:
         args.sizes, args.reps, args.user_ops_size = "1000,20000", 3, 20_000
         args.stale, args.e2e_seconds = 20_000, 2.0
+        args.store_rounds, args.store_batch, args.memory_sessions = 9, 300, 20_000
     return args
 
 
@@ -109,41 +142,63 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="charon-bench-"))
     try:
         _setup(server.url, workdir / "bench.sqlite3")
-        from benchmarks import e2e, measure, scale
+        from benchmarks import e2e, measure, memory, scale, store
 
         admin = server.client()
         make_user = _user_factory()
         started = time.perf_counter()
         results: dict[str, Any] = {"machine": _machine(admin), "args": vars(args)}
-        _say("requests (Django's WSGI handler, in process)...")
-        results["requests"] = measure.request_level(make_user(), args.reps)
-        _say(json.dumps(results["requests"]))
-        _say("login...")
-        results["login"] = measure.login_level(make_user(), args.reps)
-        _say("store operations by sessions stored...")
-        results["by_size"] = _by_size(admin, make_user, sizes, args.reps)
-        _say("memory...")
-        scale.clear(admin)
-        results["memory"] = scale.memory(admin, make_user)
-        _say("a user's sessions: list 1,000, end 10,000...")
-        results["user_ops"] = scale.user_ops(admin, make_user, args.user_ops_size, args.reps)
-        _say("cleanup...")
-        results["cleanup"] = scale.cleanup(admin, args.stale)
-        if not args.no_e2e:
+        run = set(args.sections)
+        if "store" in run:
+            _say("store level: floor, charon, cache engine, interleaved...")
+            results["store"] = store.run(admin, make_user(), args.store_rounds, args.store_batch)
+            _say(
+                json.dumps(
+                    {k: results["store"][k] for k in ("ops", "x_floor", "cache_over_charon")}
+                )
+            )
+            scale.clear(admin)
+        if "requests" in run:
+            _say("requests (Django's WSGI handler, in process)...")
+            results["requests"] = measure.request_level(make_user(), args.reps)
+            _say(json.dumps(results["requests"]))
+        if "login" in run:
+            _say("login...")
+            results["login"] = measure.login_level(make_user(), args.reps)
+        if "by_size" in run:
+            _say("store operations by sessions stored...")
+            results["by_size"] = _by_size(admin, make_user, sizes, args.reps)
+        if "memory" in run:
+            _say(f"memory ({args.memory_sessions:,} sessions per case)...")
+            scale.clear(admin)
+            results["memory"] = memory.run(admin, make_user(), args.memory_sessions)
+            _say(json.dumps(results["memory"]))
+        if "user_ops" in run:
+            _say("a user's sessions: list 1,000, end 10,000...")
+            results["user_ops"] = scale.user_ops(admin, make_user, args.user_ops_size, args.reps)
+        if "cleanup" in run:
+            _say("cleanup...")
+            results["cleanup"] = scale.cleanup(admin, args.stale)
+        if "e2e" in run:
             _say("end to end (gunicorn + wrk)...")
             scale.clear(admin)
             results["e2e"] = e2e.run(make_user(), args.e2e_seconds, max(3, args.reps // 2))
         results["seconds"] = round(time.perf_counter() - started)
     finally:
         server.close()
-    out = ROOT / "benchmarks" / "results.json"
+    if args.only:
+        print(json.dumps(results, indent=2))
+        return
+    out = Path(args.results)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    _say(f"wrote {out.relative_to(ROOT)} ({results['seconds']} s)")
-    if not args.no_report:
-        from benchmarks import report
+    _say(f"wrote {out} ({results['seconds']} s)")
+    from benchmarks import report
 
-        for path in report.write(results, ROOT / "docs"):
-            _say(f"wrote {path.relative_to(ROOT)}")
+    _say(report.targets_text(results))
+    if not args.no_report:
+        for path in report.write(results, Path(args.docs)):
+            _say(f"wrote {path}")
 
 
 def _machine(admin: Any) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Many sessions: filling a store, memory per session, a user's sessions, cleanup.
+"""Many sessions: filling a store, a user's sessions, cleanup.
+
+Memory per session is measured by :mod:`benchmarks.memory`.
 
 Filling copies one real session of the engine (made through the engine, so
 its format is exact) under fresh names with ``DUMP``/``RESTORE`` in
@@ -98,55 +100,6 @@ def _fill_db(template: str, count: int) -> None:
 def clear(admin: redis.Redis) -> None:
     admin.flushall()
     Session.objects.all().delete()
-
-
-# -- memory ------------------------------------------------------------------
-
-
-#: Redis's default is 64: a hash holding a longer value (Django's 66 byte
-#: ``_auth_user_hash`` with its signature) leaves the compact listpack encoding.
-TUNED = {"hash-max-listpack-value": "128"}
-
-
-def memory(admin: redis.Redis, make_user: Any) -> dict[str, dict[str, dict[str, int]]]:
-    """Bytes per session with Redis's default settings, and with :data:`TUNED`."""
-    defaults = {name: admin.config_get(name)[name] for name in TUNED}
-    out = {"default": _memory(admin, make_user)}
-    try:
-        for name, value in TUNED.items():
-            admin.config_set(name, value)
-        out["tuned"] = _memory(admin, make_user)
-    finally:
-        for name, value in defaults.items():
-            admin.config_set(name, value)
-    return out
-
-
-def _memory(admin: redis.Redis, make_user: Any) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for engine in ENGINES.values():
-        if not engine.uses_redis:
-            continue
-        with engine_settings(engine):
-            [anon] = make_sessions(engine, 1, None)
-            user = make_user()
-            [first] = make_sessions(engine, 1, user)
-            one = _usage(admin, redis_names(engine, first))
-            [second] = make_sessions(engine, 1, user)
-            two = _usage(admin, set(redis_names(engine, first) + redis_names(engine, second)))
-            out[engine.name] = {
-                "anonymous": _usage(admin, redis_names(engine, anon)),
-                "authenticated": one,
-                "authenticated_next": two - one,  # one more session of the same user
-            }
-    return out
-
-
-def _usage(admin: redis.Redis, names: Any) -> int:
-    total = 0
-    for name in names:
-        total += int(admin.memory_usage(name, samples=0) or 0)
-    return total
 
 
 # -- a user's sessions: list and end -----------------------------------------------
@@ -308,4 +261,4 @@ def cleanup(admin: redis.Redis, stale: int) -> dict[str, dict[str, float]]:
     return out
 
 
-__all__ = ["DATA", "auth_data", "cleanup", "fill", "memory", "user_ops"]
+__all__ = ["DATA", "auth_data", "cleanup", "fill", "user_ops"]
