@@ -20,6 +20,7 @@ sends the call once more, since nothing ran.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import redis
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     from .keyspace import Keys, UserKeys
 
 T = TypeVar("T")
+
+# hiredis is optional; imported by name so type checking needs no stubs for it.
+try:
+    _hiredis_pack: Any = importlib.import_module("hiredis").pack_command
+except ImportError:  # pragma: no cover - tested without hiredis in CI's lint env only
+    _hiredis_pack = None
 
 # redis-py before 5.3 wants a command name in get_connection().
 _NAME_ARGS: tuple[str, ...] = (
@@ -71,6 +78,14 @@ class Call(Generic[T]):
 # -- sending ------------------------------------------------------------------
 
 
+def _pack(conn: Any, command: tuple[Any, ...]) -> Any:
+    # hiredis packs the whole command in C; redis-py's own packer (also what
+    # its hiredis serializer does first) looks at every argument in Python.
+    if _hiredis_pack is not None:
+        return [_hiredis_pack(command)]
+    return conn.pack_command(*command)
+
+
 def _send(client: Any, call: Call[Any]) -> Any:
     command = call.command()
     if is_cluster(client):
@@ -82,7 +97,7 @@ def _send(client: Any, call: Call[Any]) -> Any:
         return client.execute_command(*command)
     conn = pool.get_connection(*_NAME_ARGS)
     try:
-        conn.send_packed_command(conn.pack_command(*command), check_health=False)
+        conn.send_packed_command(_pack(conn, command), check_health=False)
         return conn.read_response()
     except rexc.ResponseError:
         raise  # an error reply was read whole: the connection is in step
@@ -104,7 +119,7 @@ async def _asend(client: Any, call: Call[Any]) -> Any:
         return await client.execute_command(*command)
     conn = await pool.get_connection(*_NAME_ARGS)
     try:
-        await conn.send_packed_command(conn.pack_command(*command), check_health=False)
+        await conn.send_packed_command(_pack(conn, command), check_health=False)
         return await conn.read_response()
     except rexc.ResponseError:
         raise
@@ -210,7 +225,7 @@ def create(
     ttl_ms: int,
     user: str | None,
     created: int,
-    sealed: bytes,
+    record: bytes,
     facts: str,
     absolute: int,
     limit: int,
@@ -219,19 +234,19 @@ def create(
     return Call(
         CREATE,
         (keys.record, keys.index, keys.meta, keys.ended),
-        (keys.member, ttl_ms, user or "", created, sealed, facts, absolute, limit),
+        (keys.member, ttl_ms, user or "", created, record, facts, absolute, limit),
         int,
     )
 
 
 def save(
-    keys: Keys, version: int, ttl_ms: int, user: str | None, sealed: bytes, absolute: int
+    keys: Keys, version: int, ttl_ms: int, user: str | None, record: bytes, absolute: int
 ) -> Call[int | bytes]:
-    """Replace a live record of ``version`` (``sealed`` empty: only move its expiry)."""
+    """Replace a live record of ``version`` by ``record`` (empty: only move its expiry)."""
     return Call(
         SAVE,
         (keys.record, keys.index, keys.meta),
-        (keys.member, version, ttl_ms, user or "", sealed, absolute),
+        (keys.member, version, ttl_ms, user or "", record, absolute),
         _code_or_record,
     )
 
@@ -242,14 +257,14 @@ def cycle(
     version: int,
     ttl_ms: int,
     user: str | None,
-    sealed: bytes,
+    record: bytes,
     absolute: int,
 ) -> Call[int | bytes]:
     """Move a live record of ``version`` to a new key in the same slot."""
     return Call(
         CYCLE,
         (old.record, new.record, old.index, old.meta),
-        (old.member, new.member, version, ttl_ms, user or "", sealed, absolute),
+        (old.member, new.member, version, ttl_ms, user or "", record, absolute),
         _code_or_record,
     )
 

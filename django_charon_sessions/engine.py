@@ -312,8 +312,15 @@ class SessionStore(SessionBase):
 
     # -- save -------------------------------------------------------------
 
+    def _expiry_age(self) -> float:
+        # get_expiry_age() without its clock and settings reads in the common
+        # case: no expiry of the session's own means the cookie's age.
+        if not self._session_cache.get("_session_expiry"):
+            return self.get_session_cookie_age()
+        return self.get_expiry_age()
+
     def _ttl_ms(self) -> int:
-        return int(self.get_expiry_age() * 1000)
+        return int(self._expiry_age() * 1000)
 
     def _rebase(self, keys: Keys, newer_value: bytes) -> None:
         """Apply this request's changes to a newer record another request saved.
@@ -355,7 +362,8 @@ class SessionStore(SessionBase):
             if not is_engine_key(key):
                 return (yield from self._create_steps())
             return (yield from self._write_new_steps(key))
-        if self.get_expiry_age() <= 0:
+        age = self._expiry_age()
+        if age <= 0:
             # A negative or past expiry ends the session, as Django's own
             # engines do when given a timeout that has run out.
             return (yield from self._delete_steps(None))
@@ -375,23 +383,30 @@ class SessionStore(SessionBase):
                 return (yield from self._create_steps())
             self._loaded = opened[0]
         uid = _user_of(self._session_cache)
-        if not self._belongs(key, uid):
+        # A session stays where it was stored for its user; only a new user
+        # id needs its tag checked.
+        if uid != self._loaded.user and not self._belongs(key, uid):
             return (yield from self._move_steps(keys))
-        return (yield from self._update_steps(keys))
+        return (yield from self._update_steps(keys, int(age * 1000)))
 
-    def _update_steps(self, keys: Keys) -> Steps:
+    def _update_steps(self, keys: Keys, ttl: int) -> Steps:
         ctx = context()
-        for _ in range(SAVE_ATTEMPTS):
+        for attempt in range(SAVE_ATTEMPTS):
+            if attempt:
+                ttl = self._ttl_ms()  # the newer record may have its own expiry
             loaded = self._loaded
             assert loaded is not None
             data = self._session_cache
             uid = _user_of(data)
             body = ctx.codec.dumps(data)
             unchanged = body == loaded.body and uid == loaded.user and not loaded.stale_key
-            sealed = b"" if unchanged else ctx.codec.seal(keys.member, uid, loaded.created, body)
-            reply = yield calls.save(
-                keys, loaded.version, self._ttl_ms(), uid, sealed, ctx.absolute
-            )
+            version = loaded.version
+            record = b""
+            if not unchanged:
+                record = ctx.codec.record(
+                    keys.member, uid, loaded.created, body, version + 1, loaded.last_seen
+                )
+            reply = yield calls.save(keys, version, ttl, uid, record, ctx.absolute)
             if isinstance(reply, bytes):
                 self._rebase(keys, reply)
                 continue
@@ -416,10 +431,10 @@ class SessionStore(SessionBase):
         uid = _user_of(data)
         created = now()
         body = ctx.codec.dumps(data)
-        sealed = ctx.codec.seal(keys.member, uid, created, body)
+        record = ctx.codec.record(keys.member, uid, created, body, 1, created)
         facts = self.client_facts if uid is not None else ""
         reply = yield calls.create(
-            keys, self._ttl_ms(), uid, created, sealed, facts, ctx.absolute, ctx.limit
+            keys, self._ttl_ms(), uid, created, record, facts, ctx.absolute, ctx.limit
         )
         if reply == 0:
             raise CreateError
@@ -580,7 +595,7 @@ class SessionStore(SessionBase):
         loaded = self._loaded
         uid = _user_of(self._session_cache)
         signed_in = loaded is not None and loaded.user is not None and uid == loaded.user
-        if keys is not None and signed_in and self.get_expiry_age() > 0:
+        if keys is not None and signed_in and self._expiry_age() > 0:
             return (yield from self._move_signed_in_steps(keys))
         if keys is not None and loaded is not None:
             try:
@@ -606,9 +621,11 @@ class SessionStore(SessionBase):
             new = Keys.for_session(ctx.prefix, new_key)
             data = self._session_cache
             body = ctx.codec.dumps(data)
-            sealed = ctx.codec.seal(new.member, loaded.user, loaded.created, body)
+            record = ctx.codec.record(
+                new.member, loaded.user, loaded.created, body, loaded.version + 1, loaded.last_seen
+            )
             reply = yield calls.cycle(
-                old, new, loaded.version, self._ttl_ms(), loaded.user, sealed, ctx.absolute
+                old, new, loaded.version, self._ttl_ms(), loaded.user, record, ctx.absolute
             )
             if isinstance(reply, bytes):
                 self._rebase(old, reply)

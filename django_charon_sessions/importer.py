@@ -129,9 +129,9 @@ def _plan(old: OldSession) -> tuple[list[tuple[str, list[Any]]], str | None]:
     tag = user_tag(uid) if uid else legacy_tag(old.key)
     keys = Keys.for_member(ctx.prefix, tag, member_of(old.key))
     created = now()
-    sealed = ctx.codec.seal(keys.member, uid, created, ctx.codec.dumps(old.data))
+    record = ctx.codec.record(keys.member, uid, created, ctx.codec.dumps(old.data), 1, created)
     ttl_ms = old.ttl * 1000
-    create = calls.create(keys, ttl_ms, uid, created, sealed, "", ctx.absolute, 0)
+    create = calls.create(keys, ttl_ms, uid, created, record, "", ctx.absolute, 0)
     commands = [(keys.record, list(create.command()))]
     if uid:
         alias = alias_key(ctx.prefix, old.key)

@@ -63,7 +63,7 @@ def is_valid_session_key(value: object) -> bool:
 
 def is_engine_key(value: object) -> bool:
     """Return whether ``value`` has the shape of a key this engine issues."""
-    return isinstance(value, str) and _KEY_RE.match(value) is not None
+    return isinstance(value, str) and len(value) == KEY_LENGTH and _KEY_RE.match(value) is not None
 
 
 def is_legacy_key(value: object) -> bool:
@@ -72,7 +72,7 @@ def is_legacy_key(value: object) -> bool:
     Such keys name sessions brought over by ``sessions_import``; the engine
     loads them and moves them to a key of its own on ``cycle_key()``.
     """
-    return isinstance(value, str) and _LEGACY_RE.match(value) is not None
+    return isinstance(value, str) and len(value) == 32 and _LEGACY_RE.match(value) is not None
 
 
 def _b32(digest: bytes) -> str:
@@ -156,10 +156,12 @@ def is_valid_member(value: object) -> bool:
     return isinstance(value, str) and _MEMBER_RE.match(value) is not None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Keys:
     """The Redis keys one session touches: all in the slot of its tag."""
 
+    # Not frozen: built on every load and save, where a frozen dataclass's
+    # __init__ costs several microseconds.
     record: str
     index: str
     meta: str
@@ -168,12 +170,12 @@ class Keys:
 
     @classmethod
     def for_member(cls, prefix: str, tag: str, member: str) -> Keys:
-        base = f"{prefix}:{{{tag}}}:"
+        base = prefix + ":{" + tag + "}:"
         return cls(base + "r:" + member, base + "i", base + "m", base + "x", member)
 
     @classmethod
     def for_session(cls, prefix: str, session_key: str) -> Keys:
-        return cls.for_member(prefix, tag_of(session_key), member_of(session_key))
+        return cls.for_member(prefix, session_key[:TAG_LENGTH], member_of(session_key))
 
 
 @dataclass(frozen=True)

@@ -73,21 +73,19 @@ local function call_chunked(cmd, key, list, first, last)
   end
 end
 
--- Split a record into seen, version, created, user and the sealed part;
--- false for anything else (Python rejects it as tampered).
+-- Read a record's header: seen, version, created, user; false for anything
+-- else (Python rejects it as tampered). The sealed part is never copied.
 local function parse(value)
   local seen, version, created, n, at =
     string.match(value, '^(%d%d%d%d%d%d%d%d%d%d),(%d+),(%d+),(%d+):()')
   if not at then
     return false
   end
-  n = tonumber(n)
-  return tonumber(seen), tonumber(version), tonumber(created),
-    string.sub(value, at, at + n - 1), string.sub(value, at + n)
-end
-
-local function header(seen, version, created, user)
-  return string.format('%010d,%d,%d,%d:', seen, version, created, #user) .. user
+  local user = ''
+  if n ~= '0' then
+    user = string.sub(value, at, at + tonumber(n) - 1)
+  end
+  return tonumber(seen), tonumber(version), tonumber(created), user
 end
 
 local function meta_value(seen_s, created_s, rest)
@@ -296,8 +294,9 @@ end
 --[[
 create
   KEYS  record, index, meta, ended
-  ARGV  member, ttl_ms, user ('' anonymous), created (unix s), sealed,
-        request facts, absolute_max_age (s, 0 = none), per-user limit (0 = none)
+  ARGV  member, ttl_ms, user ('' anonymous), created (unix s), record (version
+        1, with that user and creation time), request facts, absolute_max_age
+        (s, 0 = none), per-user limit (0 = none)
   Reply 1 + the number of the user's sessions ended by the limit; 0 the key
         exists (nothing written); -2 the absolute lifetime is already over.
   Never overwrites a record.
@@ -305,14 +304,13 @@ create
 local function create(keys, argv)
   local record, index, meta, ended = keys[1], keys[2], keys[3], keys[4]
   local member, ttl, user, created = argv[1], tonumber(argv[2]), argv[3], tonumber(argv[4])
-  local sealed, facts, absolute, limit = argv[5], argv[6], tonumber(argv[7]), tonumber(argv[8])
+  local value, facts, absolute, limit = argv[5], argv[6], tonumber(argv[7]), tonumber(argv[8])
   local now = now_ms()
   ttl = effective_ttl(created, ttl, absolute, now)
   if ttl <= 0 then
     return -2
   end
   local now_s = math.floor(now / 1000)
-  local value = header(now_s, 1, created, user) .. sealed
   if not redis.call('SET', record, value, 'NX', 'PX', fmt(ttl)) then
     return 0
   end
@@ -326,8 +324,9 @@ end
 --[[
 save
   KEYS  record, index, meta
-  ARGV  member, version, ttl_ms, user ('' anonymous), sealed ('' keeps the
-        stored body and only moves the expiry), absolute_max_age (s)
+  ARGV  member, version, ttl_ms, user ('' anonymous), record (of version + 1,
+        same creation time; '' keeps the stored one and only moves its
+        expiry), absolute_max_age (s)
   Reply 1 saved; -1 gone (nothing written); -2 absolute lifetime over (the
         session is deleted); the current record when its version is not the
         one given (nothing written).
@@ -336,9 +335,9 @@ save
 --]]
 local function save(keys, argv)
   local record, index, meta, member = keys[1], keys[2], keys[3], argv[1]
-  local version, ttl, user, sealed = tonumber(argv[2]), tonumber(argv[3]), argv[4], argv[5]
+  local version, ttl, user, record_value = tonumber(argv[2]), tonumber(argv[3]), argv[4], argv[5]
   local absolute = tonumber(argv[6])
-  local value, seen, stored_version, created, old_user = live_record(record, index, meta, member)
+  local value, _, stored_version, created, old_user = live_record(record, index, meta, member)
   if not value then
     return -1
   end
@@ -352,11 +351,11 @@ local function save(keys, argv)
     unindex(index, meta, member)
     return -2
   end
-  if sealed == '' then
+  if record_value == '' then
     redis.call('PEXPIRE', record, fmt(ttl))
     user = old_user
   else
-    redis.call('SET', record, header(seen, version + 1, created, user) .. sealed, 'PX', fmt(ttl))
+    redis.call('SET', record, record_value, 'PX', fmt(ttl))
   end
   if user ~= '' then
     local at = fmt(now + ttl)
@@ -373,8 +372,8 @@ end
 --[[
 cycle
   KEYS  old record, new record, index, meta (one tag, so one slot)
-  ARGV  old member, new member, version, ttl_ms, user, sealed (for the new
-        member), absolute_max_age (s)
+  ARGV  old member, new member, version, ttl_ms, user, record (sealed for the
+        new member, same creation time), absolute_max_age (s)
   Reply 1 done; 0 the new key exists (nothing written); -1 the old session
         is gone (nothing created); -2 absolute lifetime over (both gone);
         the current old record on a version conflict (nothing written).
@@ -383,7 +382,7 @@ cycle
 local function cycle(keys, argv)
   local old, new, index, meta = keys[1], keys[2], keys[3], keys[4]
   local old_member, new_member, version = argv[1], argv[2], tonumber(argv[3])
-  local ttl, user, sealed, absolute = tonumber(argv[4]), argv[5], argv[6], tonumber(argv[7])
+  local ttl, user, new_value, absolute = tonumber(argv[4]), argv[5], argv[6], tonumber(argv[7])
   local value, seen, stored_version, created, old_user = live_record(old, index, meta, old_member)
   if not value then
     return -1
@@ -405,7 +404,7 @@ local function cycle(keys, argv)
   if ttl <= 0 then
     return -2
   end
-  redis.call('SET', new, header(seen, version + 1, created, user) .. sealed, 'PX', fmt(ttl))
+  redis.call('SET', new, new_value, 'PX', fmt(ttl))
   if user ~= '' then
     local at = fmt(now + ttl)
     redis.call('ZADD', index, at, new_member)
