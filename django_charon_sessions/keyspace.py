@@ -170,8 +170,10 @@ class Keys:
 
     @classmethod
     def for_member(cls, prefix: str, tag: str, member: str) -> Keys:
-        base = prefix + ":{" + tag + "}:"
-        return cls(base + "r:" + member, base + "i", base + "m", base + "x", member)
+        slot = prefix + ":{" + tag + "}"
+        return cls(
+            slot + "r" + _record_suffix(member), slot + ":i", slot + ":m", slot + ":x", member
+        )
 
     @classmethod
     def for_session(cls, prefix: str, session_key: str) -> Keys:
@@ -201,7 +203,26 @@ class UserKeys:
 
     def record(self, member: str) -> str:
         """Return the key of the session record ``member`` of this tag."""
-        return f"{self.index[:-1]}r:{member}"
+        return self.index[:-2] + "r" + _record_suffix(member)
+
+
+def _record_suffix(member: str) -> str:
+    # The member's 13 bytes in base64url (18 characters) rather than hex (26):
+    # with the default prefix a record's key then fits a 48-byte allocation
+    # in Redis instead of 64, one per session.
+    return base64.urlsafe_b64encode(bytes.fromhex(member)).rstrip(b"=").decode("ascii")
+
+
+def member_of_record(key: str | bytes) -> str:
+    """Return the member (public id) named by a record key ``P:{T}r<member>``."""
+    name = key.decode() if isinstance(key, bytes) else key
+    suffix = name[name.rindex("}") + 2 :]
+    return base64.urlsafe_b64decode(suffix + "==").hex()
+
+
+def record_pattern(prefix: str) -> str:
+    """Return the SCAN pattern of every session record."""
+    return f"{prefix}:{{*}}r*"
 
 
 def user_key_pattern(prefix: str, kind: str) -> str:

@@ -47,7 +47,13 @@ from django_charon_sessions import api
 from django_charon_sessions.codec import BadRecordError
 from django_charon_sessions.engine import SessionStore, context
 from django_charon_sessions.exceptions import SessionStoreError
-from django_charon_sessions.keyspace import TAG_LENGTH, member_of
+from django_charon_sessions.keyspace import (
+    TAG_LENGTH,
+    UserKeys,
+    member_of,
+    member_of_record,
+    record_pattern,
+)
 from django_charon_sessions.maintenance import cleanup
 
 if TYPE_CHECKING:
@@ -670,21 +676,20 @@ class Load:
         f, codec = self.f, context().codec
         for raw in admin.scan_iter(match=f"{prefix}:{{*}}:i", count=1000):
             index = raw.decode()
-            base = index[:-1]
             for member in admin.zrange(index, 0, -1):
-                if not admin.exists(base + "r:" + member.decode()):
+                if not admin.exists(UserKeys.for_index(index).record(member.decode())):
                     f.index_inconsistencies += 1
                     self.model.problem(f"raw: index entry {member[:8]!r} without a session")
-        for raw in admin.scan_iter(match=f"{prefix}:{{*}}:r:*", count=1000):
+        for raw in admin.scan_iter(match=record_pattern(prefix), count=1000):
             name = raw.decode()
             value = admin.get(name)
             if value is None:
                 continue  # expired or evicted meanwhile
             try:
-                codec.open(name.rsplit(":", 1)[1], value)
+                codec.open(member_of_record(name), value)
             except BadRecordError:
                 f.half_written += 1
-                self.model.problem(f"raw: session {name[-26:][:8]} fails verification")
+                self.model.problem(f"raw: session {member_of_record(name)[:8]} fails verification")
 
     def assert_resumed(self, bound: float) -> None:
         f, model = self.f, self.model

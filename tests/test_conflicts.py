@@ -160,7 +160,7 @@ def test_a_cycle_of_an_ended_session_raises_and_creates_nothing(backend):
     with pytest.raises(SessionInterrupted):
         change.cycle_key()
     assert api.list_sessions("33") == []
-    assert [k for k in backend.keys() if b":r:" in k] == []  # noqa: SIM118
+    assert [k for k in backend.keys() if b"}r" in k] == []  # noqa: SIM118
 
 
 def test_a_login_over_an_anonymous_session_deleted_meanwhile_drops_its_data(backend):

@@ -128,7 +128,7 @@ def test_a_flushed_imported_session_is_not_brought_back(backend, people):
     request["cart"] = [1]
     with pytest.raises(UpdateError):
         request.save()  # must not resurrect it
-    assert [k for k in backend.keys() if b":r:" in k] == []  # noqa: SIM118 - no session
+    assert [k for k in backend.keys() if b"}r" in k] == []  # noqa: SIM118 - no session
 
 
 def test_dry_run_writes_nothing(backend, people):

@@ -10,7 +10,8 @@ knows its KEYS and ARGV.
 
 Key schema (P is the KEY_PREFIX setting, T a 15 character tag, M a member):
 
-  P:{T}:r:M   STRING  one session record: a header this library reads, then
+  P:{T}rB     STRING  one session record (B: M's 13 bytes in base64url, 18
+                      characters): a header this library reads, then
                       a body sealed by Python (one MAC over the member, the
                       user id, the creation time and the serialized session):
                         SSSSSSSSSS,V,C,N:U<sealed>
