@@ -3,6 +3,7 @@
     python -m benchmarks.run            # the full run (about 15 minutes)
     python -m benchmarks.run --quick    # small sizes, fewer repetitions (a smoke run)
     python -m benchmarks.run --only store,memory    # some sections, printed only
+    python -m benchmarks.run --only by_size --merge # rerun sections into results.json
 
 ``scripts/bench`` makes a virtualenv with what this needs and runs it. It
 starts its own redis-server on loopback and a SQLite file in a temporary
@@ -57,6 +58,18 @@ def _args() -> argparse.Namespace:
         "--store-batch", type=int, default=500, help="operations per batch, store level"
     )
     parser.add_argument(
+        "--size-rounds",
+        type=int,
+        default=61,
+        help="interleaved rounds at each size of by_size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--size-batch",
+        type=int,
+        default=250,
+        help="operations per batch at each size of by_size (default: %(default)s)",
+    )
+    parser.add_argument(
         "--memory-sessions", type=int, default=100_000, help="sessions per memory case"
     )
     parser.add_argument("--e2e-seconds", type=float, default=8.0)
@@ -81,17 +94,28 @@ def _args() -> argparse.Namespace:
         "--only",
         default="",
         help=f"comma separated sections to run, of {', '.join(SECTIONS)}; the results are "
-        "printed, and neither results.json nor the report is written",
+        "printed, and neither results.json nor the report is written (unless --merge)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace those sections in the existing results (--results), "
+        "keep the others, and write the results and the report as a full run does",
     )
     args = parser.parse_args()  # fmt: skip
     only = [s for s in args.only.split(",") if s]
     if unknown := set(only) - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if args.merge and not only:
+        parser.error("--merge needs --only")
+    if args.merge and not Path(args.results).exists():
+        parser.error(f"--merge: no results to merge into at {args.results}")
     args.sections = only or [s for s in SECTIONS if not (s == "e2e" and args.no_e2e)]
     if args.quick:
         args.sizes, args.reps, args.user_ops_size = "1000,20000", 3, 20_000
         args.stale, args.e2e_seconds = 20_000, 2.0
         args.store_rounds, args.store_batch, args.memory_sessions = 9, 300, 20_000
+        args.size_rounds, args.size_batch = 15, 200
     return args
 
 
@@ -116,26 +140,6 @@ def _user_factory() -> Any:
         return get_user_model().objects.create_user(f"user{next(counter)}", password="x")
 
     return make
-
-
-def _by_size(admin: Any, make_user: Any, sizes: list[int], reps: int) -> dict[str, Any]:
-    from benchmarks import measure, scale
-    from benchmarks.engines import ENGINES
-
-    out: dict[str, Any] = {}
-    for engine in ENGINES.values():
-        scale.clear(admin)
-        stored = 0
-        for size in sizes:
-            scale.fill(engine, admin, size - stored, make_user())
-            stored = size
-            ops = measure.store_ops(engine, make_user(), reps)
-            out.setdefault(engine.name, {})[str(size)] = ops
-            _say(f"  {engine.name:20s} {size:>9,} stored: read {ops['read']:.1f} us, "
-                 f"rmw {ops['rmw']:.1f} us")  # fmt: skip
-    scale.clear(admin)
-    out["bare_redis_py"] = {str(sizes[0]): measure.floor_ops(reps)}
-    return out
 
 
 def _say(text: str) -> None:
@@ -192,6 +196,7 @@ def _main(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         results: dict[str, Any] = {"machine": _machine(admin), "args": vars(args)}
         run = set(args.sections)
+        timer = _SectionTimer(results)
         if "store" in run:
             _say("store level: floor, charon, cache engine, interleaved...")
             results["store"] = store.run(admin, make_user(), args.store_rounds, args.store_batch)
@@ -201,38 +206,51 @@ def _main(args: argparse.Namespace) -> None:
                 )
             )
             scale.clear(admin)
+        timer.mark()
         if "requests" in run:
             _say("requests (Django's WSGI handler, in process)...")
             results["requests"] = measure.request_level(make_user(), args.reps)
             _say(json.dumps(results["requests"]))
+        timer.mark()
         if "login" in run:
             _say("login...")
             results["login"] = measure.login_level(make_user(), args.reps)
+        timer.mark()
         if "by_size" in run:
-            _say("store operations by sessions stored...")
-            results["by_size"] = _by_size(admin, make_user, sizes, args.reps)
+            _say("store level by sessions stored: floor, charon, cache engine, interleaved...")
+            results["by_size"] = store.by_size(
+                admin, make_user(), sizes, args.size_rounds, args.size_batch
+            )
+            _say(json.dumps(results["by_size"]["flat"]))
+        timer.mark()
         if "memory" in run:
             _say(f"memory ({args.memory_sessions:,} sessions per case)...")
             scale.clear(admin)
             results["memory"] = memory.run(admin, make_user(), args.memory_sessions)
             _say(json.dumps(results["memory"]))
+        timer.mark()
         if "user_ops" in run:
             _say("a user's sessions: list 1,000, end 10,000...")
             results["user_ops"] = scale.user_ops(admin, make_user, args.user_ops_size, args.reps)
+        timer.mark()
         if "cleanup" in run:
             _say("cleanup...")
             results["cleanup"] = scale.cleanup(admin, args.stale)
+        timer.mark()
         if "e2e" in run:
             _say("end to end (gunicorn + wrk)...")
             scale.clear(admin)
             results["e2e"] = e2e.run(make_user(), args.e2e_seconds, max(3, args.reps // 2))
+        timer.mark()
         results["seconds"] = round(time.perf_counter() - started)
     finally:
         server.close()
-    if args.only:
+    if args.only and not args.merge:
         print(json.dumps(results, indent=2))
         return
     out = Path(args.results)
+    if args.merge:
+        results = merge(json.loads(out.read_text()), results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     _say(f"wrote {out} ({results['seconds']} s)")
@@ -242,6 +260,68 @@ def _main(args: argparse.Namespace) -> None:
     if not args.no_report:
         for path in report.write(results, Path(args.docs)):
             _say(f"wrote {path}")
+
+
+class _SectionTimer:
+    """Record how long each section took, in ``results["section_seconds"]``.
+
+    ``mark()`` (called after each section has run, and once at the end)
+    books the time since the last mark to the sections that appeared meanwhile.
+    """
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.results = results
+        self.seen = set(results)
+        self.last = time.perf_counter()
+        results["section_seconds"] = {}
+
+    def mark(self) -> None:
+        now = time.perf_counter()
+        new = [k for k in self.results if k not in self.seen and k in SECTIONS]
+        for name in new:
+            self.results["section_seconds"][name] = round((now - self.last) / len(new))
+        self.seen.update(new)
+        self.last = now
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Return ``old`` with the sections ``new`` ran replaced by ``new``'s.
+
+    "machine" becomes the new run's (the same machine; its PING moves from run
+    to run). "seconds" stays the time a full run takes: the old total, with
+    the old time of each section replaced swapped for its new time (when the
+    old results record it in "section_seconds"; else the old total stands).
+    "merged" lists each merge: its sections, when, its seconds, its arguments
+    and the PING it replaced.
+    """
+    ran = [s for s in SECTIONS if s in new]
+    out = {k: v for k, v in old.items()}
+    old_times = dict(old.get("section_seconds", {}))
+    new_times = new.get("section_seconds", {})
+    seconds = old.get("seconds", 0)
+    for name in ran:
+        out[name] = new[name]
+        if name in old_times:  # else the old total keeps the old section's time
+            seconds += new_times.get(name, 0) - old_times[name]
+        old_times[name] = new_times.get(name, 0)
+    out["section_seconds"] = old_times
+    out["seconds"] = max(seconds, 0)
+    out["merged"] = [
+        *old.get("merged", []),
+        {
+            "sections": ran,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "seconds": new.get("seconds", 0),
+            "args": {k: v for k, v in new["args"].items() if k not in ("results", "docs")},
+            "previous_ping_us": old.get("machine", {}).get("ping_us"),
+        },
+    ]
+    out["machine"] = new["machine"]
+    if "user_ops" in ran:  # the report reads it from the arguments
+        out.setdefault("args", {})["user_ops_size"] = new["args"]["user_ops_size"]
+    # Keep the sections in the order a full run writes them.
+    order = ["machine", "args", *SECTIONS]
+    return {k: out[k] for k in order if k in out} | {k: v for k, v in out.items() if k not in order}
 
 
 def _machine(admin: Any) -> dict[str, Any]:

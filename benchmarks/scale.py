@@ -5,7 +5,12 @@ Memory per session is measured by :mod:`benchmarks.memory`.
 Filling copies one real session of the engine (made through the engine, so
 its format is exact) under fresh names with ``DUMP``/``RESTORE`` in
 pipelines, or with bulk inserts for the database engines: fast enough for a
-million sessions, and every copy is a valid session of its engine.
+million sessions, and every copy is a valid session of its engine. (A copy
+of this engine's session is another user's: record, index entry and
+metadata under a new tag, consistent and verifiable, but no session key
+names it, since the record's name and MAC bind the hash of the original
+key.) :func:`fill_sessions` makes sessions that can be loaded by key, for
+the measurements by size.
 """
 
 from __future__ import annotations
@@ -73,16 +78,91 @@ def fill(engine: Engine, admin: redis.Redis, count: int, user: Any) -> None:
             _fill_redis(engine, admin, template, count)
 
 
-def _fill_redis(engine: Engine, admin: redis.Redis, template: str, count: int) -> None:
+def _fill_redis(engine: Engine, admin: redis.Redis, template: str, count: int) -> list[list[str]]:
+    """Copy the template session ``count`` times; return each copy's key names."""
     names = [n for n in redis_names(engine, template) if admin.exists(n)]
     dumps = [(admin.dump(n), max(admin.pttl(n), 0)) for n in names]
     pipe = admin.pipeline(transaction=False)
+    copies = []
     for i in range(count):
-        for name, (payload, ttl) in zip(_rename(engine, names), dumps, strict=True):
+        renamed = _rename(engine, names)
+        for name, (payload, ttl) in zip(renamed, dumps, strict=True):
             pipe.restore(name, ttl, payload, replace=True)
+        copies.append(renamed)
         if i % CHUNK == CHUNK - 1:
             pipe.execute()
     pipe.execute()
+    return copies
+
+
+def fill_sessions(
+    name: str, admin: redis.Redis, count: int, session: dict[str, Any], user: Any
+) -> list[str]:
+    """Add ``count`` sessions holding ``session`` (``user``'s); return their keys.
+
+    For ``floor`` (plain ``SET``s of the pickled dict, see
+    :func:`benchmarks.store.floor_keys`), ``charon`` and ``cache_django_redis``:
+    every one can be loaded by its key. The cache engine's are ``DUMP``/
+    ``RESTORE`` copies of one session made through the engine. This engine's
+    are each another user's (a random tag, so a fresh index and metadata):
+    the record is built and sealed as the engine builds it and written by
+    the engine's own ``create`` function, pipelined, so the layout is exact.
+    """
+    if count <= 0:
+        return []
+    if name == "floor":
+        from benchmarks.store import floor_keys
+
+        return floor_keys(session, count)
+    engine = ENGINES[name]
+    with engine_settings(engine):
+        [template] = make_sessions(engine, 1, user)
+        if name == "charon":
+            return [template, *_fill_charon(admin, session, count - 1)]
+        names = [n for n in redis_names(engine, template) if admin.exists(n)]
+        assert len(names) == 1, names
+        assert names[0].endswith(template), names
+        copies = _fill_redis(engine, admin, template, count - 1)
+        return [template, *(n[0][-len(template) :] for n in copies)]
+
+
+def _fill_charon(admin: redis.Redis, session: dict[str, Any], count: int) -> list[str]:
+    import base64
+    import os
+
+    from django.conf import settings
+    from django.contrib.auth import SESSION_KEY
+
+    from django_charon_sessions import calls
+    from django_charon_sessions.codec import now
+    from django_charon_sessions.engine import context
+    from django_charon_sessions.keyspace import KEY_LENGTH, Keys, is_engine_key
+
+    ctx = context()
+    body = ctx.codec.dumps(session)
+    uid = str(session[SESSION_KEY])
+    ttl = settings.SESSION_COOKIE_AGE * 1000
+    created = now()
+    keys = []
+    pipe = admin.pipeline(transaction=False)
+    for i in range(count):
+        # 40 characters of [a-z2-7]: a random tag and a random rest.
+        key = base64.b32encode(os.urandom(25)).decode("ascii").lower()[:KEY_LENGTH]
+        names = Keys.for_session(ctx.prefix, key)
+        record = ctx.codec.record(names.member, uid, created, body, 1, created)
+        call = calls.create(names, ttl, uid, created, record, "", ctx.absolute, ctx.limit)
+        pipe.execute_command(*call.command())
+        keys.append(key)
+        if i % CHUNK == CHUNK - 1:
+            _all_created(pipe.execute())
+    _all_created(pipe.execute())
+    assert not keys or is_engine_key(keys[0]), keys[0]
+    return keys
+
+
+def _all_created(replies: list[Any]) -> None:
+    # 1: created; 0 would be a key taken already, anything else a failure.
+    assert all(r == 1 for r in replies), [r for r in replies if r != 1][:3]
 
 
 def _fill_db(template: str, count: int) -> None:
