@@ -106,7 +106,8 @@ def _reset_context(*, setting: str, **kwargs: Any) -> None:
 
 def _user_of(data: dict[str, Any]) -> str | None:
     uid = data.get(AUTH_USER_KEY)
-    return None if uid is None else str(uid)
+    # An empty id names no user (Django finds none): the session is anonymous.
+    return None if uid is None or uid == "" else str(uid)
 
 
 def _drive(steps: Steps) -> Any:

@@ -217,3 +217,13 @@ def test_a_session_record_lives_where_its_key_says(backend):
     keys = Keys.for_session("charon", s.session_key)
     assert backend.admin.type(keys.record) in (b"string", "string")
     assert backend.admin.zscore(keys.index, keys.member) is not None
+
+
+def test_an_empty_user_id_is_an_anonymous_session(backend):
+    # Hypothesis found this one: Django finds no user for "", so neither do we.
+    s = SessionStore()
+    s["_auth_user_id"] = ""
+    s.save()
+    assert dict(SessionStore(s.session_key).items()) == {"_auth_user_id": ""}
+    keys = Keys.for_session("charon", s.session_key)
+    assert backend.admin.exists(keys.index) == 0
