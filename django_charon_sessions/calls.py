@@ -117,24 +117,34 @@ async def _asend(client: Any, call: Call[Any]) -> Any:
     pool = getattr(client, "connection_pool", None)
     if pool is None:
         return await client.execute_command(*command)
-    conn = await pool.get_connection(*_NAME_ARGS)
+    try:
+        conn = await pool.get_connection(*_NAME_ARGS)
+    except (TypeError, AttributeError) as exc:
+        if not _transport_gone(exc):
+            raise
+        raise rexc.ConnectionError(f"connection lost while connecting ({exc})") from exc
     try:
         await conn.send_packed_command(_pack(conn, command), check_health=False)
         return await conn.read_response()
     except rexc.ResponseError:
         raise
-    except TypeError as exc:
+    except (TypeError, AttributeError) as exc:
         await conn.disconnect()
-        # redis-py's asyncio connection can fail this way when the server
-        # goes away while it writes (its transport is already gone).
-        if "'NoneType' object is not callable" not in str(exc):
+        if not _transport_gone(exc):
             raise
-        raise rexc.ConnectionError(f"connection closed while sending ({exc})") from exc
+        raise rexc.ConnectionError(f"connection lost while sending ({exc})") from exc
     except BaseException:  # including cancellation: a reply may be left unread
         await conn.disconnect()
         raise
     finally:
         await pool.release(conn)
+
+
+def _transport_gone(exc: Exception) -> bool:
+    # redis-py's asyncio connection fails this way (older releases more often)
+    # when the server goes away while it connects or writes: its transport is
+    # already gone (None). That is a lost connection, nothing else.
+    return "'NoneType' object" in str(exc)
 
 
 def _missing(exc: rexc.ResponseError) -> None:
