@@ -360,8 +360,13 @@ class SessionStore(SessionBase):
         if key is None:
             return (yield from self._create_steps())
         if must_create:
-            if not is_engine_key(key):
-                return (yield from self._create_steps())
+            if self._pending and not self._pending_read:
+                self._settle_pending()
+                key = self._session_key
+                assert key is not None
+            uid = _user_of(self._session_cache)
+            if not is_engine_key(key) or not self._belongs(key, uid):
+                return (yield from self._create_steps())  # a key in the user's slot
             return (yield from self._write_new_steps(key))
         age = self._expiry_age()
         if age <= 0:
@@ -374,14 +379,16 @@ class SessionStore(SessionBase):
         if keys is None:
             return (yield from self._create_steps())
         if self._loaded is None:
-            # Data set without a load (clear() first, say): read the record's
-            # version, then replace what it holds; a session that is gone
-            # starts afresh under a new key.
+            # Data set without a load (clear() first, say), or this store
+            # deleted its session: read the record's version, then replace
+            # what it holds. A session that is gone stays gone, as with
+            # Django's db engine (UpdateError), never re-created from memory.
             ctx = context()
             value = yield calls.load(keys, ctx.touch, ctx.absolute, self.client_facts)
             opened = None if value is None else self._open(keys, value)
             if opened is None:
-                return (yield from self._create_steps())
+                self._forget()
+                raise UpdateError
             self._loaded = opened[0]
         uid = _user_of(self._session_cache)
         # A session stays where it was stored for its user; only a new user
@@ -604,6 +611,10 @@ class SessionStore(SessionBase):
             except UpdateError:
                 # Deleted or expired meanwhile: its data is not carried over.
                 self._session_cache = {}
+        elif keys is not None:
+            # Data set without a load (clear() before login(), say): the old
+            # key must go all the same, as Django's cycle_key() promises.
+            yield calls.delete(keys)
         self._session_key = new_session_key(random_tag())
         self._loaded = None
         self._pending, self._pending_read = True, False

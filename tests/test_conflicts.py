@@ -230,3 +230,52 @@ async def test_async_login_cycle_keeps_a_racing_save(backend):
         "theme": "dark",
         "_auth_user_id": "35",
     }
+
+
+# -- found by review -------------------------------------------------------------
+
+
+def test_cycle_after_clear_without_load_still_ends_the_old_key(backend):
+    # clear() fills the data without a load; login() then calls cycle_key().
+    key = stored({"_auth_user_id": "61", "x": 1})
+    s = SessionStore(key)
+    s.clear()
+    s.cycle_key()
+    s["_auth_user_id"] = "62"
+    s.save()
+    assert not SessionStore().exists(key)
+    assert dict(SessionStore(key).items()) == {}
+    assert api.list_sessions("61") == []
+    assert [x.id for x in api.list_sessions("62")] == [api.public_id(s.session_key)]
+
+
+def test_must_create_on_a_pending_key_lands_in_the_users_slot(backend):
+    key = stored({"a": 1})
+    s = loaded(key)
+    s.cycle_key()
+    s["_auth_user_id"] = "63"
+    s.save(must_create=True)
+    assert [x.id for x in api.list_sessions("63")] == [api.public_id(s.session_key)]
+    assert api.end_sessions("63") == 1
+
+
+def test_save_after_own_delete_does_not_bring_the_session_back(backend):
+    key = stored({"_auth_user_id": "64", "z": 1})
+    s = loaded(key)
+    s.delete()  # not flush(): the data stays in memory
+    s["z"] = 2
+    with pytest.raises(UpdateError):
+        s.save()
+    assert api.list_sessions("64") == []
+    assert [k for k in backend.keys() if b"}r" in k] == []  # noqa: SIM118
+
+
+def test_data_set_without_load_on_an_ended_session_is_update_error(backend):
+    key = stored({"_auth_user_id": "65"})
+    s = SessionStore(key)
+    s.clear()
+    s["_auth_user_id"] = "65"
+    api.end_sessions("65")
+    with pytest.raises(UpdateError):
+        s.save()
+    assert api.list_sessions("65") == []
