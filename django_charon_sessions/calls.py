@@ -111,9 +111,14 @@ def _send(client: Any, call: Call[Any]) -> Any:
 async def _asend(client: Any, call: Call[Any]) -> Any:
     command = call.command()
     if is_cluster(client):
-        await client.initialize()  # a no-op once done
-        node = client.get_node_from_key(call.keys[0])
-        return await client.execute_command(*command, target_nodes=node)
+        try:
+            await client.initialize()  # a no-op once done
+            node = client.get_node_from_key(call.keys[0])
+            return await client.execute_command(*command, target_nodes=node)
+        except (TypeError, AttributeError) as exc:
+            if not _transport_gone(exc):
+                raise
+            raise rexc.ConnectionError(f"connection lost ({exc})") from exc
     pool = getattr(client, "connection_pool", None)
     if pool is None:
         return await client.execute_command(*command)
