@@ -189,6 +189,19 @@ local function live_record(record, index, meta, member)
   return value, seen, version, created, user, score
 end
 
+-- The live record of `version`: true, seen, created, user; or false and the
+-- reply for the caller: -1 (gone) or the current record (another version).
+local function at_version(record, index, meta, member, version)
+  local value, seen, stored_version, created, user = live_record(record, index, meta, member)
+  if not value then
+    return false, -1
+  end
+  if stored_version ~= version then
+    return false, value
+  end
+  return true, seen, created, user
+end
+
 -- End the oldest sessions (by creation) of a user beyond `limit`, sparing
 -- `keep`. Returns how many were ended.
 local function enforce_limit(index, meta, ended, limit, keep, now)
@@ -338,12 +351,9 @@ local function save(keys, argv)
   local record, index, meta, member = keys[1], keys[2], keys[3], argv[1]
   local version, ttl, user, record_value = tonumber(argv[2]), tonumber(argv[3]), argv[4], argv[5]
   local absolute = tonumber(argv[6])
-  local value, _, stored_version, created, old_user = live_record(record, index, meta, member)
-  if not value then
-    return -1
-  end
-  if stored_version ~= version then
-    return value
+  local ok, reply, created, old_user = at_version(record, index, meta, member, version)
+  if not ok then
+    return reply
   end
   local now = now_ms()
   ttl = effective_ttl(created, ttl, absolute, now)
@@ -384,12 +394,9 @@ local function cycle(keys, argv)
   local old, new, index, meta = keys[1], keys[2], keys[3], keys[4]
   local old_member, new_member, version = argv[1], argv[2], tonumber(argv[3])
   local ttl, user, new_value, absolute = tonumber(argv[4]), argv[5], argv[6], tonumber(argv[7])
-  local value, seen, stored_version, created, old_user = live_record(old, index, meta, old_member)
-  if not value then
-    return -1
-  end
-  if stored_version ~= version then
-    return value
+  local ok, seen, created, old_user = at_version(old, index, meta, old_member, version)
+  if not ok then
+    return seen  -- the reply
   end
   if redis.call('EXISTS', new) == 1 then
     return 0
@@ -427,12 +434,9 @@ delete
 local function delete(keys, argv)
   local record, index, meta, member, version = keys[1], keys[2], keys[3], argv[1], argv[2]
   if version ~= '' then
-    local value, _, stored_version = live_record(record, index, meta, member)
-    if not value then
-      return -1
-    end
-    if stored_version ~= tonumber(version) then
-      return value
+    local ok, reply = at_version(record, index, meta, member, tonumber(version))
+    if not ok then
+      return reply
     end
   end
   local removed = redis.call('DEL', record)
