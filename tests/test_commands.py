@@ -106,11 +106,6 @@ def test_cleanup_is_what_clear_expired_does(backend, stale):
     assert run_json("sessions_cleanup")["expired"] == 0  # type: ignore[index]
 
 
-def test_cleanup_bad_batch_size(backend):
-    with pytest.raises(CommandError, match="--batch-size: must be 1 or more"):
-        run("sessions_cleanup", "--batch-size", "0")
-
-
 def test_cleanup_with_redis_unreachable():
     config = {"URL": "redis://127.0.0.1:1/0", "SOCKET_CONNECT_TIMEOUT": 0.2}
     with (
@@ -171,7 +166,7 @@ def test_kill_all_users(backend, ada, bob):
         ((), "Name at least one USER, or use --all-users --yes."),
         (("--all-users",), "--all-users ends every session on the site; add --yes."),
         (("ada", "--all-users", "--yes"), "--all-users takes no USER and no --keep-session."),
-        (("ada", "--keep-session", "nope"), "'nope' is not a public session id"),
+        (("ada", "--keep-session", "nope"), "--keep-session takes a public session id"),
         (("nobody",), "No user matches 'nobody' (tried primary key, username and email)."),
         (("ada", "nobody"), "No user matches 'nobody'"),
     ],
@@ -264,3 +259,71 @@ def test_progress_goes_to_a_terminal_only(backend, ada, monkeypatch):
     monkeypatch.setattr("sys.stderr", piped)
     run("sessions_cleanup")
     assert piped.getvalue() == ""
+
+
+# -- durations and counts: one parser, limits named ------------------------------------
+
+BIG = "9" * 20
+COUNT_LIMIT = "is not a whole number from 1 to 100000."
+DURATION_LIMIT = "is too long; the limit is 3650d (315360000 seconds)."
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("sessions_list", "--active-within", BIG + "d"), DURATION_LIMIT),
+        (("sessions_list", "--active-within", "3651d"), DURATION_LIMIT),
+        (("sessions_list", "--active-within", "315360001"), DURATION_LIMIT),
+        (("sessions_list", "--active-within", "9" * 5000), DURATION_LIMIT),
+        (("sessions_list", "ada", "--active-within", BIG + "h"), DURATION_LIMIT),
+        (("sessions_list", "--active-within=-5m"), "is not a duration"),
+        (("sessions_list", "--active-within", "5 m"), "is not a duration"),
+        (("sessions_list", "--active-within", "\u0665m"), "is not a duration"),
+        (("sessions_cleanup", "--batch-size", BIG), COUNT_LIMIT),
+        (("sessions_cleanup", "--batch-size", "100001"), COUNT_LIMIT),
+        (("sessions_cleanup", "--batch-size", "0"), COUNT_LIMIT),
+        (("sessions_cleanup", "--batch-size", "-1"), COUNT_LIMIT),
+        (("sessions_cleanup", "--batch-size", "1e3"), COUNT_LIMIT),
+        (("sessions_import", "--from", "db", "--batch-size", BIG), COUNT_LIMIT),
+        (("sessions_import", "--from", "db", "--batch-size", "0", "--dry-run"), COUNT_LIMIT),
+    ],
+)
+def test_out_of_range_durations_and_counts_are_command_errors(backend, ada, args, message):
+    with pytest.raises(CommandError) as info:
+        run(*args)
+    option = next(
+        a.split("=")[0] for a in args if a.startswith("--") and a not in {"--from", "--dry-run"}
+    )
+    assert str(info.value).startswith(f"{option}: ")
+    assert message in str(info.value)
+    assert len(str(info.value)) < 120  # the value is echoed, never at any length
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("sessions_cleanup", {"batch_size": 0}),
+        ("sessions_cleanup", {"batch_size": 10**30}),
+        ("sessions_import", {"source": "db", "batch_size": 10**30}),
+        ("sessions_list", {"active_within": 10**30}),
+    ],
+)
+def test_limits_hold_for_call_command_keywords(backend, command, options):
+    # Keyword options skip argparse, so the limits are checked in handle().
+    with pytest.raises(CommandError, match="is not a whole number|is too long"):
+        call_command(command, stdout=StringIO(), **options)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("0", 0), ("900", 900), ("15m", 900), ("2h", 7200), ("3650d", 315360000)]
+)
+def test_durations_up_to_the_limit_are_accepted(backend, value, seconds):
+    assert run_json("sessions_list", "--active-within", value)["active_within_seconds"] == seconds  # type: ignore[index]
+
+
+def test_counts_up_to_the_limit_are_accepted(backend, stale):
+    for size in ("1", "100000"):
+        assert run_json("sessions_cleanup", "--dry-run", "--batch-size", size)["expired"] == 1  # type: ignore[index]
+    assert "Would import 0 sessions" in run(
+        "sessions_import", "--from", "db", "--dry-run", "--batch-size", "100000"
+    )

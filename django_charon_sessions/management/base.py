@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import re
@@ -12,6 +11,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ..exceptions import SessionStoreError
+
+# The limits of what the commands accept, in one place. Ten years covers any
+# session's lifetime; a larger window would only overflow datetime arithmetic.
+MAX_DURATION = 3650 * 86400
+# More per step buys nothing and makes one Redis call or SQL query huge.
+MAX_BATCH_SIZE = 100_000
+
+_DURATION = re.compile(r"([0-9]+)([smhd]?)")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_COUNT = re.compile(r"[0-9]+")
 
 
 class SessionsCommand(BaseCommand):
@@ -52,23 +61,13 @@ class SessionsCommand(BaseCommand):
             sys.stderr.flush()
 
 
-def positive_int(value: str) -> int:
-    """Parse an option that must be a whole number of 1 or more."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value!r}")
-    return number
-
-
 def add_batch_size(parser: CommandParser, default: int, what: str) -> None:
+    """Add ``--batch-size``; read it with :func:`parse_count` in ``handle``."""
     parser.add_argument(
         "--batch-size",
-        type=positive_int,
         default=default,
-        help=f"{what} (default {default}).",
+        metavar="N",
+        help=f"{what} (1 to {MAX_BATCH_SIZE}; default {default}).",
     )
 
 
@@ -82,16 +81,44 @@ def add_users(parser: CommandParser, many: bool) -> None:
     )
 
 
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+def _shown(value: object) -> str:
+    # A mistyped option is echoed, but never at any length.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def parse_duration(value: str) -> int:
-    """Return seconds for "900", "15m", "2h" or "7d"; raise CommandError otherwise."""
-    match = _DURATION.match(value.strip())
+def parse_duration(value: str | int, option: str) -> int:
+    """Return seconds for "900", "15m", "2h" or "7d" (0 to ``MAX_DURATION``).
+
+    Raise ``CommandError`` naming ``option`` and the limit otherwise.
+    """
+    match = _DURATION.fullmatch(str(value).strip())
     if not match:
-        raise CommandError(f"{value!r} is not a duration; use seconds or 15m, 2h, 7d.")
-    return int(match.group(1)) * _UNIT[match.group(2)]
+        raise CommandError(
+            f"{option}: {_shown(value)} is not a duration; use seconds or 15m, 2h, 7d."
+        )
+    digits = match.group(1).lstrip("0")
+    # Python refuses to convert thousands of digits: compare lengths first.
+    seconds = int(digits or 0) * _UNIT[match.group(2)] if len(digits) <= 18 else MAX_DURATION + 1
+    if seconds > MAX_DURATION:
+        raise CommandError(
+            f"{option}: {_shown(value)} is too long; the limit is {MAX_DURATION // 86400}d "
+            f"({MAX_DURATION} seconds)."
+        )
+    return seconds
+
+
+def parse_count(value: str | int, option: str, maximum: int = MAX_BATCH_SIZE) -> int:
+    """Return a whole number from 1 to ``maximum``.
+
+    Raise ``CommandError`` naming ``option`` and the limits otherwise.
+    """
+    text = str(value).strip()
+    digits = text.lstrip("0") if _COUNT.fullmatch(text) else ""
+    number = int(digits) if digits and len(digits) <= 18 else 0
+    if not 1 <= number <= maximum:
+        raise CommandError(f"{option}: {_shown(value)} is not a whole number from 1 to {maximum}.")
+    return number
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

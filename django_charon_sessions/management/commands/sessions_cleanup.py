@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ...maintenance import DEFAULT_BATCH, CleanupReport, cleanup
-from ..base import SessionsCommand, add_batch_size, plural
+from ..base import SessionsCommand, add_batch_size, parse_count, plural
 
 if TYPE_CHECKING:
     from django.core.management.base import CommandParser
@@ -29,7 +29,7 @@ class Command(SessionsCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = cleanup(
-            batch_size=options["batch_size"],
+            batch_size=parse_count(options["batch_size"], "--batch-size"),
             dry_run=bool(options["dry_run"]),
             detail=self.verbosity >= 2,
             progress=self._show,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.base import CommandError
 
 from ...importer import SOURCES, ImportReport, import_sessions
-from ..base import SessionsCommand, add_batch_size, plural
+from ..base import SessionsCommand, add_batch_size, parse_count, plural
 
 if TYPE_CHECKING:
     from django.core.management.base import CommandParser
@@ -43,12 +43,13 @@ class Command(SessionsCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         source = options["source"]
+        batch_size = parse_count(options["batch_size"], "--batch-size")
         if source == "cache":
             self._check_cache(options["cache_alias"])
         report = import_sessions(
             source,
             cache_alias=options["cache_alias"],
-            batch_size=options["batch_size"],
+            batch_size=batch_size,
             dry_run=options["dry_run"],
             restart=options["restart"],
             progress=self._show,

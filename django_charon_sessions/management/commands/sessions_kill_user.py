@@ -49,7 +49,11 @@ class Command(SessionsCommand):
         if not names:
             raise CommandError("Name at least one USER, or use --all-users --yes.")
         if keep is not None and not is_valid_member(keep):
-            raise CommandError(f"{keep!r} is not a public session id (see sessions_list).")
+            # Not echoed: what was pasted here may be a session key (a cookie).
+            raise CommandError(
+                "--keep-session takes a public session id: 26 hex digits, as shown by "
+                "sessions_list (not a session key)."
+            )
         users = [resolve_user(name) for name in names]  # all or nothing
         results = []
         for user in users:

@@ -53,8 +53,10 @@ class Command(SessionsCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Checked even when a USER makes it unused: a mistake is never silent.
+        window = parse_duration(options["active_within"], "--active-within")
         if options["user"] is None:
-            return self._summary(parse_duration(options["active_within"]))
+            return self._summary(window)
         user = resolve_user(options["user"])
         sessions = api.list_sessions(user)
         if self.as_json:
