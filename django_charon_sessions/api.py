@@ -9,6 +9,7 @@ user's sessions and ending all of them are one Redis function call each
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -26,6 +27,8 @@ from .signals import REASON_LOGOUT_EVERYWHERE, REASON_REVOKED, send_ended
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+logger = logging.getLogger("django_charon_sessions")
 
 
 @dataclass(frozen=True)
@@ -91,28 +94,66 @@ def _user_keys(user: Any) -> list[UserKeys]:
     return [UserKeys.for_tag(_prefix(), tag) for tag in user_tags(user_id_of(user))]
 
 
-def _stamp(seconds: str) -> datetime:
-    return datetime.fromtimestamp(int(seconds or 0), tz=timezone.utc)
+_EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
+
+
+def _stamp(seconds: str) -> datetime | None:
+    """Return a stored unix time, ``_EPOCH`` if none was stored, None if unreadable."""
+    if not seconds:
+        return _EPOCH
+    try:
+        return datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _facts(rest: str) -> dict[str, Any] | None:
+    """Return the stored request facts, ``{}`` if none were stored, None if unreadable."""
+    if not rest:
+        return {}
+    try:
+        facts = json.loads(rest)
+    except ValueError:
+        return None
+    return facts if isinstance(facts, dict) else None
+
+
+def _entry(member: str, expiry: bytes, meta: str, current: str | None) -> UserSession:
+    """Build one listed session; what cannot be read is shown as unknown.
+
+    The metadata is written by this app only, but a malformed entry (written
+    by hand, by another version, or cut short) must not take the whole
+    listing, and with it the admin's and users' pages, down.
+    """
+    last_seen, created, facts = _stamp(meta[:10]), _stamp(meta[11:21]), _facts(meta[22:])
+    if last_seen is None or created is None or facts is None:
+        # Never the contents: they hold a client's IP and user agent.
+        logger.warning(
+            "Session %s has malformed metadata in Redis; it is listed with what could be read.",
+            member[:8],
+        )
+    facts = facts or {}
+    return UserSession(
+        id=member,
+        created=created or _EPOCH,
+        last_seen=last_seen or _EPOCH,
+        expires=datetime.fromtimestamp(float(expiry) / 1000, tz=timezone.utc),
+        ip=str(facts.get("ip", "")),
+        user_agent=str(facts.get("ua", "")),
+        is_current=member == current,
+    )
 
 
 def _parse_list(reply: Sequence[bytes], current: str | None) -> list[UserSession]:
-    out = []
-    for i in range(0, len(reply), 3):
-        member = reply[i].decode()
-        meta = reply[i + 2].decode("utf-8", "replace")
-        last_seen, created, rest = meta[:10], meta[11:21], meta[22:]
-        facts = json.loads(rest) if rest.startswith("{") else {}
-        out.append(
-            UserSession(
-                id=member,
-                created=_stamp(created),
-                last_seen=_stamp(last_seen),
-                expires=datetime.fromtimestamp(float(reply[i + 1]) / 1000, tz=timezone.utc),
-                ip=str(facts.get("ip", "")),
-                user_agent=str(facts.get("ua", "")),
-                is_current=member == current,
-            )
+    out = [
+        _entry(
+            reply[i].decode("utf-8", "replace"),
+            reply[i + 1],
+            reply[i + 2].decode("utf-8", "replace"),
+            current,
         )
+        for i in range(0, len(reply), 3)
+    ]
     out.sort(key=lambda s: s.last_seen, reverse=True)
     return out
 

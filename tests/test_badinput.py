@@ -16,6 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.test import Client, override_settings
 
@@ -443,3 +444,76 @@ STORED = {
     "user removed, out of the index": _without_user,
     "no header": lambda admin, keys: put(admin, keys, b'{"_auth_user_id":"42","a":1}'),
 }
+
+
+# -- malformed metadata in a user's listing (issue 12) ------------------------------------
+
+MALFORMED_META = {
+    "facts not JSON": b"1700000000|1700000000|{not json",
+    "facts not an object": b'1700000000|1700000000|["198.51.100.99"]',
+    "times not numbers": b'abcdefghij|klmnopqrst|{"ip":"198.51.100.99"}',
+    "times out of range": b"9999999999|-999999999|{not json",
+    "cut short": b"{not json",
+    "not UTF-8": b"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6|\xff|{\xff",
+}
+
+
+def corrupt_meta(backend: Any, key: str, value: bytes) -> None:
+    """Overwrite the listing metadata of the session ``key`` with ``value``."""
+    admin_keys = Keys.for_session(context().prefix, key)
+    assert backend.admin.hexists(admin_keys.meta, admin_keys.member)
+    backend.admin.hset(admin_keys.meta, admin_keys.member, value)
+
+
+def assert_logged_without_contents(caplog: Any, key: str) -> None:
+    lines = [r.getMessage() for r in caplog.records if r.name == "django_charon_sessions"]
+    assert any(member_of(key)[:8] in line and "malformed metadata" in line for line in lines)
+    for line in lines:
+        assert key not in line and member_of(key) not in line
+        assert "not json" not in line and "198.51.100.99" not in line
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(MALFORMED_META))
+def test_malformed_metadata_lists_the_session_as_unknown(backend, caplog, django_user_model, name):
+    from tests.devices import CHROME_MAC, PASSWORD, device, key_of
+
+    ada = django_user_model.objects.create_user("ada", password=PASSWORD)
+    good, bad = device(ada), device(ada, CHROME_MAC)
+    corrupt_meta(backend, key_of(bad), MALFORMED_META[name])
+    caplog.set_level(logging.WARNING, logger="django_charon_sessions")
+    for listed in (api.list_sessions(ada), async_to_sync(api.alist_sessions)(ada)):
+        by_id = {s.id: s for s in listed}
+        assert set(by_id) == {member_of(key_of(good)), member_of(key_of(bad))}
+        shown = by_id[member_of(key_of(bad))]
+        # What can be read is shown: facts that parse survive broken times.
+        ip = "198.51.100.99" if name == "times not numbers" else ""
+        assert (shown.ip, shown.browser, shown.os) == (ip, "Unknown", "Unknown")
+        assert by_id[member_of(key_of(good))].ip == "192.0.2.10"  # the rest is intact
+    assert_logged_without_contents(caplog, key_of(bad))
+
+
+@pytest.mark.django_db
+@pytest.mark.backends("fake", "redis")
+def test_malformed_metadata_pages_still_answer(backend, caplog, django_user_model):
+    from django.urls import reverse
+
+    from tests.devices import CHROME_MAC, PASSWORD, device, key_of
+
+    ada = django_user_model.objects.create_user("ada", password=PASSWORD)
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.com", PASSWORD)
+    laptop, phone = device(ada), device(ada, CHROME_MAC)
+    corrupt_meta(backend, key_of(phone), MALFORMED_META["facts not JSON"])
+    caplog.set_level(logging.WARNING, logger="django_charon_sessions")
+    opts = django_user_model._meta
+    admin_page = device(boss).get(
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_sessions", args=[ada.pk])
+    )
+    own_page = laptop.get("/accounts/sessions/")
+    for page in (admin_page, own_page):
+        assert page.status_code == 200
+        assert member_of(key_of(phone)) in page.text  # listed, and can be revoked
+        assert "not json" not in page.text
+    assert "192.0.2.10" in admin_page.text
+    assert "This device" in own_page.text
+    assert_logged_without_contents(caplog, key_of(phone))
