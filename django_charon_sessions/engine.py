@@ -36,7 +36,7 @@ from . import functions as fn
 from .client import get_async_client, get_client
 from .codec import BadRecordError, Codec, Record, now
 from .conf import charon_settings
-from .exceptions import SaveConflict
+from .exceptions import RedisUnavailable, SaveConflict
 from .keyspace import (
     Keys,
     alias_key,
@@ -156,6 +156,9 @@ class SessionStore(SessionBase):
         #: signed-in session; set by SessionMetadataMiddleware.
         self.client_facts = ""
         self._keys_memo: tuple[str, str, Keys] | None = None
+        # Set when a load found Redis unavailable: later calls of this store
+        # (one request) fail at once instead of paying the timeout again.
+        self._unavailable: RedisUnavailable | None = None
 
     if TYPE_CHECKING:
         _session_cache: dict[str, Any]
@@ -231,13 +234,27 @@ class SessionStore(SessionBase):
     def _resolved(self, session_key: str, value: bytes | None) -> None:
         self._legacy_tags[session_key] = value.decode() if value else legacy_tag(session_key)
 
+    def _fail_fast(self) -> None:
+        """Raise the error of an earlier load that found Redis unavailable.
+
+        After a failed load Django reads the session again (the debug page
+        and error reports ask for ``request.user``); each read would wait for
+        the timeout anew, and could even succeed halfway through a request
+        that already failed.
+        """
+        failed = self._unavailable
+        if failed is not None:
+            raise type(failed)(*failed.args) from failed
+
     def _resolve(self, session_key: str | None) -> None:
+        self._fail_fast()
         alias = self._alias(session_key)
         if alias is not None:
             assert session_key is not None
             self._resolved(session_key, fn.get(get_client(), alias))
 
     async def _aresolve(self, session_key: str | None) -> None:
+        self._fail_fast()
         alias = self._alias(session_key)
         if alias is not None:
             assert session_key is not None
@@ -290,13 +307,25 @@ class SessionStore(SessionBase):
         return {}
 
     def load(self) -> dict[str, Any]:
-        """Return the session's data, or ``{}`` (and drop the key) if there is none."""
-        self._resolve(self._session_key)
-        return _drive(self._load_steps())  # type: ignore[no-any-return]
+        """Return the session's data, or ``{}`` (and drop the key) if there is none.
+
+        If Redis is unavailable, raise :class:`~.exceptions.RedisUnavailable`,
+        and raise it again at once on every later call of this store.
+        """
+        try:
+            self._resolve(self._session_key)
+            return _drive(self._load_steps())  # type: ignore[no-any-return]
+        except RedisUnavailable as exc:
+            self._unavailable = self._unavailable or exc
+            raise
 
     async def aload(self) -> dict[str, Any]:
-        await self._aresolve(self._session_key)
-        return await _adrive(self._load_steps())  # type: ignore[no-any-return]
+        try:
+            await self._aresolve(self._session_key)
+            return await _adrive(self._load_steps())  # type: ignore[no-any-return]
+        except RedisUnavailable as exc:
+            self._unavailable = self._unavailable or exc
+            raise
 
     # -- exists -----------------------------------------------------------
 

@@ -18,7 +18,9 @@ class RedisUnavailable(SessionStoreError):  # noqa: N818 - reads as a state
     and ``SOCKET_CONNECT_TIMEOUT``), a Cluster without a primary for the
     slot, a server that is still loading its data set or out of memory. The
     request fails; nothing was half-written, and a failed load never turns
-    into a save. The Redis exception is the ``__cause__``.
+    into a save. The Redis exception is the ``__cause__``. Once a session's
+    load raised it, every later use of that session object (the rest of the
+    request) raises it again at once, without another connection attempt.
     """
 
 

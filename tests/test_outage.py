@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import redis
+import redis.asyncio.connection
+import redis.connection
+from django.conf import settings
 from django.test import Client, override_settings
 
 from django_charon_sessions import functions
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import RedisUnavailable
-from tests.harness import RedisServer, require_redis
+from django_charon_sessions.keyspace import new_session_key, random_tag
+from tests.harness import RedisServer, free_port, require_redis
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -93,8 +98,98 @@ def test_failed_load_never_becomes_an_overwriting_save(server):
     with pytest.raises(RedisUnavailable):
         request["c"] = 3  # the load behind this times out
     thread.join()
-    request.save()  # must load first, not write an empty session over the real one
+    # Redis is back, but this request's store failed: its save fails too,
+    # never writing an empty session over the real one.
+    with pytest.raises(RedisUnavailable):
+        request.save()
     assert dict(SessionStore(key).items()) == {"a": 1, "b": 2}
+    fresh = SessionStore(key)  # the next request
+    fresh["c"] = 3
+    fresh.save()
+    assert dict(SessionStore(key).items()) == {"a": 1, "b": 2, "c": 3}
+
+
+# -- a failed load fails once per request -----------------------------------------
+
+
+@pytest.fixture
+def attempts(monkeypatch) -> list[str]:
+    """Record every TCP connection redis-py opens, sync or async."""
+    seen: list[str] = []
+    sync_connect = redis.connection.Connection._connect
+    async_connect = redis.asyncio.connection.Connection._connect
+
+    def counted(self: Any) -> Any:
+        seen.append("sync")
+        return sync_connect(self)
+
+    async def acounted(self: Any) -> Any:
+        seen.append("async")
+        return await async_connect(self)
+
+    monkeypatch.setattr(redis.connection.Connection, "_connect", counted)
+    monkeypatch.setattr(redis.asyncio.connection.Connection, "_connect", acounted)
+    return seen
+
+
+@pytest.fixture
+def closed_port() -> Iterator[str]:
+    """A loopback port nothing listens on: every connection is refused."""
+    config = {
+        "URL": f"redis://127.0.0.1:{free_port()}/0",
+        "SOCKET_TIMEOUT": TIMEOUT,
+        "SOCKET_CONNECT_TIMEOUT": TIMEOUT,
+    }
+    with override_settings(CHARON_SESSIONS=config):
+        yield new_session_key(random_tag())
+
+
+def test_a_failed_load_is_not_retried_by_the_same_store(closed_port, attempts):
+    store = SessionStore(closed_port)
+    with pytest.raises(RedisUnavailable) as first:
+        store.load()
+    assert attempts == ["sync"]
+    for again in (
+        store.load,
+        lambda: store["x"],
+        lambda: store.get("x"),
+        store.save,
+        store.cycle_key,
+        store.delete,
+        lambda: store.exists(closed_port),
+    ):
+        with pytest.raises(RedisUnavailable) as later:
+            again()
+        assert str(later.value) == str(first.value)
+    assert attempts == ["sync"]  # no second connection, no second timeout
+    with pytest.raises(RedisUnavailable):
+        SessionStore(closed_port).load()  # another request tries again
+    assert attempts == ["sync", "sync"]
+
+
+async def test_a_failed_aload_is_not_retried_by_the_same_store(closed_port, attempts):
+    store = SessionStore(closed_port)
+    with pytest.raises(RedisUnavailable):
+        await store.aload()
+    for again in (store.aload, store.asave, store.acycle_key, store.adelete, store.aget("x")):
+        with pytest.raises(RedisUnavailable):
+            await (again() if callable(again) else again)
+    assert attempts == ["async"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [True, False])
+def test_debug_page_does_not_wait_for_redis_again(closed_port, attempts, debug):
+    client = Client(raise_request_exception=False)
+    client.cookies[settings.SESSION_COOKIE_NAME] = closed_port
+    with override_settings(DEBUG=debug):
+        response = client.get("/session.json")
+    assert response.status_code == 500
+    if debug:
+        # The debug page asked for request.user, which reads the session again.
+        assert "RedisUnavailable" in response.text
+        assert "[unable to retrieve the current user]" in response.text
+    assert attempts == ["sync"]  # one connection attempt: one timeout at most
 
 
 def test_function_flush_is_survived(server):
