@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from decimal import Decimal
+from importlib import import_module
+from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError
 from django.test import override_settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import TAG_LENGTH, Keys, is_valid_session_key
@@ -396,3 +401,128 @@ def test_last_seen_is_updated_by_load_at_most_once_per_interval(backend):
         time.sleep(1.1)
         SessionStore(s.session_key).load()
         assert last_seen() == before
+
+
+# -- what Django's JSON engines store is stored here too (issue 12) -----------------------
+
+
+class Unserializable:
+    pass
+
+
+def _circular() -> dict[str, object]:
+    loop: list[object] = []
+    loop.append(loop)
+    return {"loop": loop}
+
+
+#: Data SESSION_SERIALIZER (JSON) accepts, some of which it changes on the way.
+ACCEPTED: dict[str, dict[Any, Any]] = {
+    "int dict keys become strings": {"m": {1: "a", 20: "b"}},
+    "an int key at the top": {1: "x", "y": 2},
+    "an int and a str key that collide": {"m": {1: "int", "1": "str"}},
+    "float, bool and None keys": {"m": {1.5: 1, True: 2, None: 3}},
+    "lone surrogates in keys": {"\ud800": 1, "m": {"\udfff": "v"}},
+    "lone surrogates in values": {"s": "a\ud83db", "l": ["\udc00"]},
+    "non-ASCII": {"ü": "✓ 😀", "\u2028": "\x00\x1f"},
+    "tuples become lists": {"t": (1, (2, 3))},
+    "NaN, infinities, negative zero": {"f": [float("nan"), float("inf"), -float("inf"), -0.0]},
+    "big and small numbers": {"n": 2**200, "m": -(2**70), "e": 1e-300, "x": 1.7976931348623157e308},
+    "1, True and 1.0 stay apart": {"a": 1, "b": True, "c": 1.0, "d": 0, "e": False},
+    "empty containers and strings": {"": "", "l": [], "d": {}},
+    "a user id stored as a number": {"_auth_user_id": 7, "_auth_user_backend": "x.Backend"},
+}
+
+#: Data it rejects, with the error Django's db engine raises for it.
+REJECTED: dict[str, Any] = {
+    "datetime": lambda: {"when": timezone.now()},
+    "set": lambda: {"s": {1, 2}},
+    "bytes": lambda: {"b": b"raw"},
+    "Decimal": lambda: {"d": Decimal("1.5")},
+    "object": lambda: {"o": Unserializable()},
+    "tuple key": lambda: {"m": {(1, 2): "x"}},
+    "circular": _circular,
+}
+
+
+def typed(value: Any) -> str:
+    """Return a comparison form that keeps 1, True and 1.0 (and key order) apart."""
+    return repr(value)
+
+
+def django_roundtrip(engine: str, data: dict[Any, Any]) -> dict[str, Any]:
+    """Save ``data`` with one of Django's engines and load it in a new store."""
+    store_class = import_module(engine).SessionStore
+    store = store_class()
+    store.update(data)
+    store.save()
+    return dict(store_class(store.session_key).items())
+
+
+def charon_saved(data: dict[Any, Any]) -> str:
+    """Save ``data`` in a new session of this engine; return its key."""
+    store = SessionStore()
+    store.update(data)
+    store.save()
+    assert store.session_key is not None
+    return store.session_key
+
+
+def charon_roundtrip(data: dict[Any, Any]) -> dict[str, Any]:
+    return dict(SessionStore(charon_saved(data)).items())
+
+
+def through_session_serializer(data: dict[Any, Any]) -> dict[str, Any]:
+    serializer = import_string(settings.SESSION_SERIALIZER)()
+    return serializer.loads(serializer.dumps(data))  # type: ignore[no-any-return]
+
+
+PARITY_CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "parity": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "parity"},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.backends
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_stores_what_djangos_json_engines_store(backend, name):
+    data = ACCEPTED[name]
+    ours = charon_roundtrip(data)
+    # Django's db engine serializes with SESSION_SERIALIZER, as this one does.
+    assert typed(ours) == typed(django_roundtrip("django.contrib.sessions.backends.db", data))
+    # Its cache engine leaves serializing to the cache (locmem pickles), so
+    # its round trip is compared after the one pass through SESSION_SERIALIZER
+    # that every JSON engine makes.
+    with override_settings(CACHES=PARITY_CACHES, SESSION_CACHE_ALIAS="parity"):
+        cached = django_roundtrip("django.contrib.sessions.backends.cache", data)
+    assert typed(ours) == typed(through_session_serializer(cached))
+    assert typed(ours) == typed(through_session_serializer(data))
+
+
+def error_of(save: Any) -> tuple[type[BaseException], str]:
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the type is what is compared
+        save()
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.django_db
+@pytest.mark.backends
+@pytest.mark.parametrize("name", list(REJECTED))
+def test_rejects_what_djangos_json_engines_reject_the_same_way(backend, name):
+    from django.contrib.sessions.backends.db import SessionStore as DbStore
+
+    def save_new(store_class: Any) -> Any:
+        store = store_class()
+        store.update(REJECTED[name]())
+        return store.save
+
+    expected = error_of(save_new(DbStore))
+    assert error_of(save_new(SessionStore)) == expected
+    assert [k for k in backend.keys() if b"}r" in k] == []  # noqa: SIM118 - nothing written
+    # An update of a stored session fails the same way and leaves it as it was.
+    stored_key = charon_saved({"keep": 1})
+    store = SessionStore(stored_key)
+    store.update(REJECTED[name]())
+    assert error_of(store.save) == expected
+    assert dict(SessionStore(stored_key).items()) == {"keep": 1}
