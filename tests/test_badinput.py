@@ -11,8 +11,10 @@ the engine while the load of tests/load.py runs.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
+from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +25,7 @@ from django.test import Client, override_settings
 from django_charon_sessions import api
 from django_charon_sessions.codec import MAC_LENGTH, Codec
 from django_charon_sessions.engine import SessionStore, context
+from django_charon_sessions.exceptions import RedisUnavailable
 from django_charon_sessions.keyspace import (
     KEY_LENGTH,
     TAG_LENGTH,
@@ -35,7 +38,7 @@ from django_charon_sessions.keyspace import (
 from tests.load import USERS, FigureLog, Figures, Load
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 COOKIE = settings.SESSION_COOKIE_NAME
 SECURITY = "django.security.SuspiciousSession"
@@ -517,3 +520,162 @@ def test_malformed_metadata_pages_still_answer(backend, caplog, django_user_mode
     assert "192.0.2.10" in admin_page.text
     assert "This device" in own_page.text
     assert_logged_without_contents(caplog, key_of(phone))
+
+
+# -- no exception message holds a session key (issue 12) ---------------------------------
+
+
+def raised(action: Callable[[], object]) -> tuple[type[BaseException] | None, list[str]]:
+    """Run ``action``; return what it raised and the texts of it and its causes."""
+    try:
+        result = action()
+        if inspect.isawaitable(result):
+
+            async def wait() -> object:
+                return await result
+
+            async_to_sync(wait)()
+    except Exception as exc:
+        texts: list[str] = []
+        seen: BaseException | None = exc
+        while seen is not None and len(texts) < 20:
+            texts += [str(seen), repr(seen), repr(seen.args)]
+            seen = seen.__cause__ or seen.__context__
+        return type(exc), texts
+    return None, []
+
+
+def imported_key(user_id: str | None = None) -> str:
+    """Return the key of a session made by Django's db engine and imported."""
+    from django.contrib.sessions.backends.db import SessionStore as DbStore
+    from django.core.management import call_command
+
+    old = DbStore()
+    old["x"] = 0
+    if user_id is not None:
+        old["_auth_user_id"] = user_id
+    old.create()
+    call_command("sessions_import", "--from", "db", "--restart", stdout=StringIO())
+    assert old.session_key is not None
+    return old.session_key
+
+
+def key_paths(key: str) -> dict[str, Callable[[], object]]:
+    """Every public operation of a store, sync and async, driven with ``key``."""
+
+    def must_create() -> None:
+        s = SessionStore(key)
+        s["x"] = 1
+        s.save(must_create=True)
+        assert s.session_key != key  # a key of this engine, never a 32-character one
+
+    def amust_create() -> Any:
+        s = SessionStore(key)
+        s["x"] = 1
+        return s.asave(must_create=True)
+
+    def save() -> None:
+        s = SessionStore(key)
+        s["x"] = 2
+        s.save()
+
+    return {
+        "save(must_create=True)": must_create,
+        "asave(must_create=True)": amust_create,
+        "load": lambda: SessionStore(key).load(),
+        "aload": lambda: SessionStore(key).aload(),
+        "save": save,
+        "exists": lambda: SessionStore().exists(key),
+        "aexists": lambda: SessionStore().aexists(key),
+        "delete(other)": lambda: SessionStore().delete(key),
+        "adelete(other)": lambda: SessionStore().adelete(key),
+        "cycle_key": lambda: SessionStore(key).cycle_key(),
+        "acycle_key": lambda: SessionStore(key).acycle_key(),
+        "flush": lambda: SessionStore(key).flush(),
+    }
+
+
+def assert_key_in_no_message(key: str, texts: list[str], caplog: Any) -> None:
+    for text in texts + [r.getMessage() for r in caplog.records]:
+        assert key not in text
+        assert key.upper() not in text.upper()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "kind",
+    ["legacy, unknown", "legacy, imported", "legacy, imported, signed in", "engine, unknown"],
+)
+def test_no_exception_message_holds_a_session_key(backend, caplog, kind):
+    caplog.set_level(logging.DEBUG)
+    for name in key_paths("x" * 32):
+        if kind == "legacy, unknown":
+            key = "k" * 32  # the shape of Django's own keys, never imported
+        elif kind.startswith("legacy, imported"):
+            key = imported_key("7" if kind.endswith("signed in") else None)
+        else:
+            key = "a" * TAG_LENGTH + "0" * (KEY_LENGTH - TAG_LENGTH)
+        error, texts = raised(key_paths(key)[name])  # each path on a fresh session
+        assert error is None, (name, error)  # every path copes with the key
+        assert_key_in_no_message(key, texts, caplog)
+
+
+@pytest.mark.django_db
+def test_no_exception_message_holds_a_session_key_on_known_errors(
+    backend, caplog, django_user_model
+):
+    from django.contrib.sessions.backends.base import CreateError, UpdateError
+    from django.contrib.sessions.exceptions import SessionInterrupted
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    caplog.set_level(logging.DEBUG)
+    ada = django_user_model.objects.create_user("ada")
+    signed_in = stored({"_auth_user_id": str(ada.pk)})
+    key = signed_in.session_key
+    assert key is not None
+    in_flight, cycling = SessionStore(key), SessionStore(key)
+    in_flight._get_session()
+    cycling._get_session()
+    api.end_sessions(ada)  # "log out everywhere" while both requests run
+    in_flight["x"] = 1
+    expected = {
+        "update of an ended session": (UpdateError, in_flight.save),
+        "cycle of an ended session": (SessionInterrupted, cycling.cycle_key),
+        "create over a live key": (
+            CreateError,
+            lambda: stored({"b": 2}).save(must_create=True),
+        ),
+        "--keep-session given a session key": (
+            CommandError,
+            lambda: call_command(
+                "sessions_kill_user", "ada", "--keep-session", key, stdout=StringIO()
+            ),
+        ),
+    }
+    for name, (error_type, action) in expected.items():
+        error, texts = raised(action)
+        assert error is not None and issubclass(error, error_type), name
+        assert_key_in_no_message(key, texts, caplog)
+    live = stored({"c": 3})
+    assert live.session_key is not None
+    _, texts = raised(lambda: live.save(must_create=True))
+    assert_key_in_no_message(live.session_key, texts, caplog)
+
+
+def test_no_exception_message_holds_a_session_key_when_redis_is_down(caplog):
+    from tests.harness import free_port
+
+    caplog.set_level(logging.DEBUG)
+    config = {
+        "URL": f"redis://127.0.0.1:{free_port()}/0",
+        "SOCKET_TIMEOUT": 0.3,
+        "SOCKET_CONNECT_TIMEOUT": 0.3,
+    }
+    with override_settings(CHARON_SESSIONS=config):
+        for key in ("k" * 32, "a" * TAG_LENGTH + "0" * (KEY_LENGTH - TAG_LENGTH)):
+            for name, action in key_paths(key).items():
+                error, texts = raised(action)
+                if name not in {"save(must_create=True)", "asave(must_create=True)"}:
+                    assert error is RedisUnavailable, (name, error)
+                assert_key_in_no_message(key, texts, caplog)
