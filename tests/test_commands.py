@@ -310,7 +310,7 @@ def test_out_of_range_durations_and_counts_are_command_errors(backend, ada, args
 )
 def test_limits_hold_for_call_command_keywords(backend, command, options):
     # Keyword options skip argparse, so the limits are checked in handle().
-    with pytest.raises(CommandError, match="is not a whole number|is too long"):
+    with pytest.raises(CommandError, match=r"is not a whole number|is too long"):
         call_command(command, stdout=StringIO(), **options)
 
 
