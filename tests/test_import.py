@@ -193,7 +193,7 @@ def test_cached_db_source_and_restart(backend, people):
         "Imported 0 sessions from cached_db; skipped 0 expired and 12 already present; 0 failed.\n"
     )
     assert all(dict(SessionStore(k).items()) == d for k, d in live.items())
-    with pytest.raises(CommandError, match="--batch-size: .0. is not a whole number from 1 to"):
+    with pytest.raises(CommandError, match=r"--batch-size: .0. is not a whole number from 1 to"):
         run("sessions_import", "--from", "db", "--batch-size", "0")
 
 
