@@ -20,6 +20,7 @@ A session that signs in gets a key in its user's hash slot; see
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,16 @@ def _reset_context(*, setting: str, **kwargs: Any) -> None:
     global _context
     if setting in {"CHARON_SESSIONS", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_SERIALIZER"}:
         _context = None
+
+
+def _forget_context() -> None:
+    global _context
+    _context = None
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked test worker gets its own KEY_PREFIX (conf.parallel_test_worker()).
+    os.register_at_fork(after_in_child=_forget_context)
 
 
 def _user_of(data: dict[str, Any]) -> str | None:

@@ -45,7 +45,7 @@ AUTH_USER_KEY = "_auth_user_id"
 AUTH_TIME_KEY = "_charon_auth_time"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Scope:
     """One request: password changes waiting for it, and the sessions it wrote."""
 
