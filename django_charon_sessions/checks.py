@@ -366,8 +366,7 @@ def _check_middleware() -> list[CheckMessage]:
     return [
         _warning(
             f"{ours} is not in MIDDLEWARE after Django's SessionMiddleware.",
-            "Without it sessions carry no IP or browser, and a password change ends the "
-            "session that made it too. Add it right after SessionMiddleware.",
+            "Without it sessions carry no IP or browser. Add it right after SessionMiddleware.",
             4,
         )
     ]

@@ -8,6 +8,8 @@ fix.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -70,7 +72,10 @@ class CharonSettings:
 
     @property
     def KEY_PREFIX(self) -> str:  # noqa: N802
-        return str(self._get("KEY_PREFIX"))
+        """The prefix of every key; in a parallel test worker, followed by ``:<worker>``."""
+        prefix = str(self._get("KEY_PREFIX"))
+        worker = parallel_test_worker()
+        return f"{prefix}:{worker}" if worker else prefix
 
     @property
     def TAG_SECRET(self) -> str | None:  # noqa: N802
@@ -164,6 +169,25 @@ class CharonSettings:
         """Seconds after sign-in when ending sessions asks for the password; None never."""
         value = self._get("REAUTHENTICATE_AFTER")
         return None if value is None else int(value)
+
+
+def parallel_test_worker() -> str:
+    """Return the name of the parallel test worker this process is, or "" outside one.
+
+    Each worker of a parallel test run has its own database, where user ids
+    start from 1 again; sharing one Redis, the workers would share per-user
+    indexes and end each other's sessions. So a worker's keys get its own
+    prefix. pytest-xdist names its workers in ``PYTEST_XDIST_WORKER`` ("gw0");
+    Django's ``manage.py test --parallel`` numbers its processes from 1 once
+    they start (read here at each call: with ``fork`` a worker learns its
+    number after the settings were loaded).
+    """
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if name:
+        return name if name.isalnum() else "".join(c for c in name if c.isalnum())
+    runner = sys.modules.get("django.test.runner")
+    number = getattr(runner, "_worker_id", 0) if runner is not None else 0
+    return f"w{number}" if isinstance(number, int) and number > 0 else ""
 
 
 #: The settings object the app reads: ``charon_settings.KEY_PREFIX`` and so on.

@@ -20,10 +20,12 @@ A session that signs in gets a key in its user's hash slot; see
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
@@ -31,7 +33,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from . import calls
+from . import calls, receivers
 from . import functions as fn
 from .client import get_async_client, get_client
 from .codec import BadRecordError, Codec, Record, now
@@ -102,6 +104,16 @@ def _reset_context(*, setting: str, **kwargs: Any) -> None:
     global _context
     if setting in {"CHARON_SESSIONS", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_SERIALIZER"}:
         _context = None
+
+
+def _forget_context() -> None:
+    global _context
+    _context = None
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked test worker gets its own KEY_PREFIX (conf.parallel_test_worker()).
+    os.register_at_fork(after_in_child=_forget_context)
 
 
 def _user_of(data: dict[str, Any]) -> str | None:
@@ -543,20 +555,40 @@ class SessionStore(SessionBase):
         self._resolve(self._session_key)
         self._get_session(no_load=must_create)
         _drive(self._save_steps(must_create))
+        if (note := self._written()) is not None:
+            receivers.session_written(*note)
 
     async def asave(self, must_create: bool = False) -> None:
         await self._aresolve(self._session_key)
         await self._aget_session(no_load=must_create)
         await _adrive(self._save_steps(must_create))
+        if (note := self._written()) is not None:
+            await receivers.asession_written(*note)
 
     def create(self) -> None:
         """Write the current data under a new key, never overwriting one."""
         self._get_session(no_load=True)
         _drive(self._create_steps())
+        if (note := self._written()) is not None:
+            receivers.session_written(*note)
 
     async def acreate(self) -> None:
         await self._aget_session(no_load=True)
         await _adrive(self._create_steps())
+        if (note := self._written()) is not None:
+            await receivers.asession_written(*note)
+
+    def _written(self) -> tuple[str, str, Any] | None:
+        """Return (user id, key, auth hash) of the signed-in session just stored, else None.
+
+        A request that changed the user's password ends the user's other
+        sessions once it stores one with the new hash (see :mod:`.receivers`).
+        """
+        loaded = self._loaded
+        key = self._session_key
+        if loaded is None or loaded.user is None or key is None or self._pending:
+            return None
+        return loaded.user, key, self._session_cache.get(HASH_SESSION_KEY)
 
     # -- delete -----------------------------------------------------------
 
@@ -697,11 +729,15 @@ class SessionStore(SessionBase):
         self._resolve(self._session_key)
         self._get_session()
         _drive(self._cycle_steps())
+        if (note := self._written()) is not None:
+            receivers.session_written(*note)
 
     async def acycle_key(self) -> None:
         await self._aresolve(self._session_key)
         await self._aget_session()
         await _adrive(self._cycle_steps())
+        if (note := self._written()) is not None:
+            await receivers.asession_written(*note)
 
     # -- maintenance ------------------------------------------------------
 

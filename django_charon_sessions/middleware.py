@@ -1,4 +1,4 @@
-"""Request facts for the session store, and the current session for account events.
+"""Request facts for the session store, and the request's session.
 
 Add ``"django_charon_sessions.middleware.SessionMetadataMiddleware"`` to
 ``MIDDLEWARE`` right after Django's ``SessionMiddleware``. It works with it
@@ -7,8 +7,11 @@ Add ``"django_charon_sessions.middleware.SessionMetadataMiddleware"`` to
 - gives the session the client's IP and user agent (each can be turned off
   with ``CAPTURE_IP`` / ``CAPTURE_USER_AGENT``), stored with signed-in
   sessions and shown when a user's sessions are listed;
-- makes the request's session known to the account-event handlers, so a
-  password change ends the user's *other* sessions and keeps this one.
+- makes the request's session known to code without the request
+  (:func:`current_session`).
+
+Account events do not need it: a password change keeps the session that
+Django's own check keeps with or without it (see :mod:`.receivers`).
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def _facts(
 
 
 class SessionMetadataMiddleware:
-    """Give the session its request facts; remember it for account events."""
+    """Give the session its request facts; make it known to :func:`current_session`."""
 
     sync_capable = True
     async_capable = True
