@@ -4,6 +4,10 @@ The settings checks read settings only. The deploy checks (``manage.py check
 --deploy``) talk to Redis: they confirm it is reachable, runs Redis 7.0 or
 newer (or Valkey 7.2 or newer, which reports itself as Redis 7.2) and holds
 or accepts the function library.
+
+The deploy checks carry a tag of their own (:data:`REDIS_TAG`), not Django's
+``database`` tag: Django runs ``database``-tagged checks only when
+``--database`` is given, so ``check --deploy`` alone would skip them.
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ if TYPE_CHECKING:
 ENGINE = "django_charon_sessions.engine"
 URL_SCHEMES = ("redis", "rediss", "unix")
 _FORBIDDEN_PREFIX_CHARS = set("{}*?[]\\ \t\r\n")
+#: The tag of the checks that talk to Redis: ``manage.py check --deploy`` runs
+#: them with the others, ``check --deploy --tag charon_redis`` alone.
+REDIS_TAG = "charon_redis"
 
 
 def register() -> None:
     """Register the checks (called from ``AppConfig.ready()``)."""
     _register(check_settings, Tags.compatibility)
     _register(check_admin, Tags.admin)
-    _register(check_redis, Tags.database, deploy=True)
+    _register(check_redis, REDIS_TAG, deploy=True)
 
 
 def _register(func: Any, tag: str, deploy: bool = False) -> None:
@@ -439,9 +446,9 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
     try:
         client = get_client()
         try:
-            infos = _server_infos(client)
+            errors = _check_versions(client.info("server"))
         except NoPermissionError:
-            infos = []  # INFO is not granted: Redis answered, the version is unknown
+            errors = []  # INFO is not granted: Redis answered, the version is unknown
     except (SessionStoreError, RedisError) as exc:
         return [
             _error(
@@ -450,16 +457,6 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
                 101,
             )
         ]
-    errors: list[CheckMessage] = []
-    for version in infos:
-        if _version_tuple(version) < (7, 0):
-            errors.append(
-                _error(
-                    f"{describe_target()} runs Redis {version}; Redis 7.0 or newer is needed.",
-                    "Redis functions (FUNCTION LOAD, FCALL) arrived in Redis 7.0.",
-                    102,
-                )
-            )
     if errors:
         return errors
     try:
@@ -529,8 +526,32 @@ def _missing_library() -> Error:
     )
 
 
-def _server_infos(client: Any) -> list[str]:
-    info = client.info("server")
+#: The oldest server version the engine runs on: functions arrived in Redis 7.0.
+MIN_REDIS_VERSION = (7, 0)
+
+
+def _check_versions(info: Any) -> list[CheckMessage]:
+    """Return an error for each server in an ``INFO server`` reply older than Redis 7.0.
+
+    ``info`` is what redis-py returns: one dict, or one per node from a
+    Cluster client. Valkey reports a Redis version too (7.2.4 from 7.2 on).
+    """
+    from .client import describe_target
+
+    errors: list[CheckMessage] = []
+    for version in _server_versions(info):
+        if _version_tuple(version) < MIN_REDIS_VERSION:
+            errors.append(
+                _error(
+                    f"{describe_target()} runs Redis {version}; Redis 7.0 or newer is needed.",
+                    "Redis functions (FUNCTION LOAD, FCALL) arrived in Redis 7.0.",
+                    102,
+                )
+            )
+    return errors
+
+
+def _server_versions(info: Any) -> list[str]:
     if isinstance(info, dict) and "redis_version" not in info:
         # A Cluster client answers with one dict per node.
         return [str(node["redis_version"]) for node in info.values()]

