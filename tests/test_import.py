@@ -71,8 +71,10 @@ def test_import_from_db(backend, people):
         assert dict(SessionStore(key).items()) == data
     for user in people:
         assert len(api.list_sessions(user)) == owned_by(live, user)
+    # Another run is a new pass (it used to need --restart, which revived ended
+    # sessions): everything is there already, nothing is written again.
     assert run("sessions_import", "--from", "db") == (
-        "The import from db has already finished; use --restart to redo it.\n"
+        "Imported 0 sessions from db; skipped 5 expired and 60 already present; 2 failed.\n"
     )
 
 
@@ -151,7 +153,10 @@ def test_interrupted_import_resumes(backend, people):
         importer.import_sessions("db", batch_size=10, progress=stop_after_first_batch)
     assert calls == [10]
     report = importer.import_sessions("db", batch_size=10)
-    assert (report.resumed, report.imported, report.already_present) == (True, 20, 0)
+    # It resumes at the first two characters of the last key read, so the rows
+    # of the last batch from there on are read again and found present.
+    assert (report.resumed, report.imported) == (True, 20)
+    assert 1 <= report.already_present <= 10
     assert all(dict(SessionStore(k).items()) == d for k, d in live.items())
     again = importer.import_sessions("db", restart=True)
     assert (again.imported, again.already_present) == (0, 30)
