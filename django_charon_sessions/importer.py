@@ -73,7 +73,7 @@ _CHECKPOINT_MARK = "at:"
 LEDGER_BATCH = 500
 
 
-class ImportSourceConflict(SessionStoreError):
+class ImportSourceError(SessionStoreError):
     """Another source was imported into this Redis: mixing them would remove each other's."""
 
 
@@ -356,7 +356,7 @@ def _claim_source(client: Any, source: str) -> None:
     key = import_state_key(context().prefix, "source")
     claimed = fn.get(client, key)
     if claimed is not None and claimed.decode() != table:
-        raise ImportSourceConflict(
+        raise ImportSourceError(
             f"Sessions were imported from {claimed.decode()!r} into this Redis; importing "
             f"from {table!r} too would remove them as gone from the source. Import from one "
             "source only."

@@ -313,7 +313,10 @@ def test_sign_outs_under_the_old_engine_remove_the_copy(backend, people):
     assert (report.removed, report.kept, report.imported) == (3, 1, 1)
     assert report.checked_removals
     assert not alive(key["signed_out"]) and not alive(key["signed_out_anonymous"])
-    assert dict(SessionStore(key["changed_here"]).items()) == {**rows["changed_here"][1], "theme": "dark"}
+    assert dict(SessionStore(key["changed_here"]).items()) == {
+        **rows["changed_here"][1],
+        "theme": "dark",
+    }
     assert dict(SessionStore(key["signs_in"]).items()) == signed_in(ada, n=5)
     assert [s.id for s in api.list_sessions(ada)] == [api.public_id(key["signs_in"])]
     assert dict(SessionStore(key["stays"]).items()) == rows["stays"][1]
