@@ -234,6 +234,10 @@ def add_row(key: str, data: dict, days: float = 1) -> None:
     )
 
 
+def interrupt(report: importer.ImportReport) -> None:
+    raise KeyboardInterrupt  # as an operator's Ctrl-C after a batch
+
+
 def signed_in(user, **extra) -> dict:
     return {"_auth_user_id": str(user.pk), "_auth_user_backend": "x.Backend", **extra}
 
@@ -354,9 +358,6 @@ def test_a_resumed_pass_rereads_its_last_batch_without_reviving(backend, people)
     for n, k in enumerate(keys):
         add_row(k, signed_in(ada, n=n) if n % 2 else {"n": n})
 
-    def interrupt(report):
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         importer.import_sessions("db", batch_size=6, progress=interrupt)
     assert [alive(k) for k in keys] == [True] * 6 + [False] * 6
@@ -388,9 +389,6 @@ def test_no_session_key_reaches_redis(backend, people):
     live = make_db_sessions(people, 40, expired=3, corrupt=2)
     every_key = list(Session.objects.values_list("session_key", flat=True))
 
-    def interrupt(report):
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         importer.import_sessions("db", batch_size=7, progress=interrupt)
     importer.import_sessions("db", batch_size=7)  # resumed
@@ -404,3 +402,26 @@ def test_no_session_key_reaches_redis(backend, people):
             assert key[start : start + 12].encode() not in dump
     checkpoint = backend.admin.get(f"{backend.config.get('KEY_PREFIX', 'charon')}:import:db")
     assert checkpoint is not None and len(checkpoint) == len("at:xx")
+    # Every key the import made expires by itself.
+    assert all(backend.admin.pttl(key) > 0 for key in backend.keys())  # noqa: SIM118
+
+
+def test_the_command_reports_refusals_removals_and_resumes(backend, people):
+    gone, ended, stays = old_key(), old_key(), old_key()
+    for k in (gone, ended, stays):
+        add_row(k, signed_in(people[0]))
+    run("sessions_import", "--from", "db")
+    Session.objects.filter(session_key=gone).delete()  # signed out under the old engine
+    SessionStore(ended).flush()  # signed out under this one
+    assert run("sessions_import", "--from", "db") == (
+        "Imported 0 sessions from db; skipped 0 expired and 1 already present; 0 failed.\n"
+        "Refused 1 session ended, moved or expired here since an earlier run.\n"
+        "Removed 1 session gone from the source.\n"
+    )
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_sessions("db", batch_size=1, progress=interrupt)
+    assert run("sessions_import", "--from", "db").endswith(
+        "This run resumed an interrupted one, so it did not look for sessions gone "
+        "from the source: run it once more.\n"
+    )
+    assert [alive(k) for k in (gone, ended, stays)] == [False, False, True]
