@@ -220,6 +220,8 @@ END_ALL = fn.function_name("end_all")
 STATS = fn.function_name("stats")
 PURGE = fn.function_name("purge")
 SWEEP = fn.function_name("sweep")
+IMPORT = fn.function_name("import")
+RETRACT = fn.function_name("retract")
 
 
 def load(keys: Keys, touch: int, absolute: int, facts: str) -> Call[bytes | None]:
@@ -321,3 +323,35 @@ def sweep(keys: UserKeys, members: Sequence[str], dry_run: bool) -> Call[list[in
     records = [keys.record(m) for m in members]
     args = ("1" if dry_run else "0", *members)
     return Call(SWEEP, (keys.index, keys.meta, *records), args, _ints)
+
+
+def import_session(
+    keys: Keys,
+    ledger: str,
+    ttl_ms: int,
+    user: str | None,
+    created: int,
+    record: bytes,
+    absolute: int,
+    keep_ms: int,
+) -> Call[int]:
+    """Write an imported session unless a live copy is there or it was imported and is gone.
+
+    Reply 1 imported, 0 a live copy is there, -1 refused (ended, moved or
+    expired since an earlier pass), -2 its absolute lifetime is over.
+    """
+    return Call(
+        IMPORT,
+        (keys.record, keys.index, keys.meta, keys.ended, ledger),
+        (keys.member, ttl_ms, user or "", created, record, absolute, keep_ms),
+        int,
+    )
+
+
+def retract(keys: Keys, ledger: str) -> Call[int]:
+    """Delete an imported copy whose source row is gone, if the engine never rewrote it.
+
+    Reply 1 deleted, 0 no live copy, 2 kept (rewritten since), 3 kept (its
+    source expiry passed), -1 not imported there.
+    """
+    return Call(RETRACT, (keys.record, keys.index, keys.meta, ledger), (keys.member,), int)

@@ -220,6 +220,27 @@ def member_of_record(key: str | bytes) -> str:
     return base64.urlsafe_b64decode(suffix + "==").hex()
 
 
+def ledger_key(prefix: str, tag: str) -> str:
+    """Return the import ledger of slot ``tag``: the members ``sessions_import`` wrote there."""
+    return f"{prefix}:{{{tag}}}:l"
+
+
+def ledger_pattern(prefix: str) -> str:
+    """Return the SCAN pattern of every slot's import ledger."""
+    return user_key_pattern(prefix, "l")
+
+
+def tag_of_slot_key(key: str | bytes) -> str:
+    """Return the tag ``T`` of a key named ``P:{T}...``."""
+    name = key.decode() if isinstance(key, bytes) else key
+    return name[name.index("{") + 1 : name.index("}")]
+
+
+def import_state_key(prefix: str, name: str) -> str:
+    """Return a key of the importer's own state (its checkpoint, its source)."""
+    return f"{prefix}:import:{name}"
+
+
 def record_pattern(prefix: str) -> str:
     """Return the SCAN pattern of every session record."""
     return f"{prefix}:{{*}}r*"

@@ -18,7 +18,7 @@ from django.utils.crypto import get_random_string
 
 from django_charon_sessions import api, importer
 from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import is_engine_key
+from django_charon_sessions.keyspace import Keys, is_engine_key, legacy_tag, member_of
 from tests.test_commands import run
 
 pytestmark = pytest.mark.django_db
@@ -71,8 +71,10 @@ def test_import_from_db(backend, people):
         assert dict(SessionStore(key).items()) == data
     for user in people:
         assert len(api.list_sessions(user)) == owned_by(live, user)
+    # Another run is a new pass (it used to need --restart, which revived ended
+    # sessions): everything is there already, nothing is written again.
     assert run("sessions_import", "--from", "db") == (
-        "The import from db has already finished; use --restart to redo it.\n"
+        "Imported 0 sessions from db; skipped 5 expired and 60 already present; 2 failed.\n"
     )
 
 
@@ -151,7 +153,10 @@ def test_interrupted_import_resumes(backend, people):
         importer.import_sessions("db", batch_size=10, progress=stop_after_first_batch)
     assert calls == [10]
     report = importer.import_sessions("db", batch_size=10)
-    assert (report.resumed, report.imported, report.already_present) == (True, 20, 0)
+    # It resumes at the first two characters of the last key read, so the rows
+    # of the last batch from there on are read again and found present.
+    assert (report.resumed, report.imported) == (True, 20)
+    assert 1 <= report.already_present <= 10
     assert all(dict(SessionStore(k).items()) == d for k, d in live.items())
     again = importer.import_sessions("db", restart=True)
     assert (again.imported, again.already_present) == (0, 30)
@@ -182,6 +187,10 @@ def test_import_from_the_cache_engine_on_django_redis(backend, people):
             assert dict(SessionStore(key).items()) == data
         with pytest.raises(CommandError, match="needs a django-redis cache"):
             run("sessions_import", "--from", "cache", "--cache-alias", "default")
+        # A pass from the table would take every cache session for one gone from it.
+        with pytest.raises(CommandError, match="Import from one source only"):
+            run("sessions_import", "--from", "db")
+        assert all(dict(SessionStore(key).items()) == data for key, data in old.items())
 
 
 def test_cached_db_source_and_restart(backend, people):
@@ -211,3 +220,208 @@ def test_ending_an_imported_session_during_its_first_request_sticks(backend, peo
     # Nor does a password change's cycle_key() bring it back.
     request = SessionStore(key)
     assert dict(request.items()) == {}
+
+
+# -- repeated passes: nothing ended here comes back ------------------------------
+
+
+def add_row(key: str, data: dict, days: float = 1) -> None:
+    """Store one session the way Django's db engine does."""
+    raw = signing.dumps(data, salt=importer.DB_SALT, serializer=JSONSerializer, compress=True)
+    when = timezone.now() + timedelta(days=days)
+    Session.objects.update_or_create(
+        session_key=key, defaults={"session_data": raw, "expire_date": when}
+    )
+
+
+def interrupt(report: importer.ImportReport) -> None:
+    raise KeyboardInterrupt  # as an operator's Ctrl-C after a batch
+
+
+def signed_in(user, **extra) -> dict:
+    return {"_auth_user_id": str(user.pk), "_auth_user_backend": "x.Backend", **extra}
+
+
+def alive(key: str) -> bool:
+    return SessionStore().exists(key) and dict(SessionStore(key).items()) != {}
+
+
+def test_a_second_pass_brings_back_nothing_that_ended_or_moved(backend, people):
+    ada, bob, cy = people
+    rows = {
+        "flushed": (old_key(), signed_in(ada, n=1)),
+        "flushed_anonymous": (old_key(), {"n": 2}),
+        "revoked": (old_key(), signed_in(ada, n=3)),
+        "everywhere": (old_key(), signed_in(bob, n=4)),
+        "everywhere_too": (old_key(), signed_in(bob, n=5)),
+        "cycled": (old_key(), signed_in(cy, n=6)),
+        "cycled_anonymous": (old_key(), {"n": 7}),
+        "untouched": (old_key(), signed_in(cy, n=8)),
+        "untouched_anonymous": (old_key(), {"n": 9}),
+    }
+    for key, data in rows.values():
+        add_row(key, data)
+    first = importer.import_sessions("db")
+    assert (first.imported, first.ended) == (9, 0)
+    key = {name: k for name, (k, _) in rows.items()}
+
+    SessionStore(key["flushed"]).flush()  # sign-out
+    SessionStore(key["flushed_anonymous"]).flush()
+    assert api.end_session(ada, api.public_id(key["revoked"]))  # revoked in the admin
+    assert api.end_sessions(bob) == 2  # "log out everywhere"
+    moved = {}
+    for name in ("cycled", "cycled_anonymous"):  # a login or a password change
+        s = SessionStore(key[name])
+        s.cycle_key()
+        s.save()
+        moved[name] = s.session_key
+
+    second = importer.import_sessions("db")
+    assert (second.imported, second.already_present, second.ended) == (0, 2, 7)
+    third = importer.import_sessions("db", restart=True)
+    assert (third.imported, third.already_present, third.ended) == (0, 2, 7)
+    for name, k in key.items():
+        assert alive(k) == name.startswith("untouched"), name
+    for name, new_key in moved.items():
+        assert dict(SessionStore(new_key).items()) == rows[name][1]
+    assert len(api.list_sessions(ada)) == 0
+    assert len(api.list_sessions(bob)) == 0
+    assert len(api.list_sessions(cy)) == 2  # the moved one and the untouched one
+
+
+def test_sign_outs_under_the_old_engine_remove_the_copy(backend, people):
+    ada, bob, _ = people
+    rows = {
+        "signed_out": (old_key(), signed_in(ada, n=1)),
+        "signed_out_anonymous": (old_key(), {"n": 2}),
+        "changed_here": (old_key(), signed_in(bob, n=3)),
+        "stays": (old_key(), signed_in(bob, n=4)),
+        "signs_in": (old_key(), {"n": 5}),
+    }
+    for k, data in rows.values():
+        add_row(k, data)
+    importer.import_sessions("db")
+    key = {name: k for name, (k, _) in rows.items()}
+    # This engine serves one of them and changes it (a rolling deploy, say).
+    here = SessionStore(key["changed_here"])
+    here["theme"] = "dark"
+    here.save()
+    # Meanwhile, under the old engine: two sign-outs and the third row goes too.
+    Session.objects.filter(
+        session_key__in=[key["signed_out"], key["signed_out_anonymous"], key["changed_here"]]
+    ).delete()
+    # A row whose user id was set without a new key moves to the user's slot.
+    add_row(key["signs_in"], signed_in(ada, n=5))
+
+    report = importer.import_sessions("db")
+    assert (report.removed, report.kept, report.imported) == (3, 1, 1)
+    assert report.checked_removals
+    assert not alive(key["signed_out"]) and not alive(key["signed_out_anonymous"])
+    assert dict(SessionStore(key["changed_here"]).items()) == {
+        **rows["changed_here"][1],
+        "theme": "dark",
+    }
+    assert dict(SessionStore(key["signs_in"]).items()) == signed_in(ada, n=5)
+    assert [s.id for s in api.list_sessions(ada)] == [api.public_id(key["signs_in"])]
+    assert dict(SessionStore(key["stays"]).items()) == rows["stays"][1]
+    # And nothing comes back on later passes.
+    again = importer.import_sessions("db")
+    assert (again.imported, again.removed, again.kept, again.already_present) == (0, 0, 1, 2)
+    assert not alive(key["signed_out"]) and not alive(key["signed_out_anonymous"])
+
+
+def test_a_session_ended_while_a_pass_writes_its_batch_stays_ended(backend, people, monkeypatch):
+    ada = people[0]
+    k1, k2 = old_key(), old_key()
+    add_row(k1, signed_in(ada, n=1))
+    add_row(k2, {"n": 2})
+    importer.import_sessions("db")
+    real = importer._write_batch
+
+    def end_first(client, batch, report, seen):
+        # The pass has read the rows; before it writes them, both sessions end here.
+        api.end_sessions(ada)
+        SessionStore(k2).flush()
+        real(client, batch, report, seen)
+
+    monkeypatch.setattr(importer, "_write_batch", end_first)
+    report = importer.import_sessions("db")
+    assert (report.imported, report.already_present, report.ended) == (0, 0, 2)
+    assert not alive(k1) and not alive(k2)
+
+
+def test_a_resumed_pass_rereads_its_last_batch_without_reviving(backend, people):
+    ada = people[0]
+    # The first batch ends with two keys of one two-character prefix.
+    heads = ["a0", "a1", "a2", "a3", "mm", "mm", "q0", "q1", "q2", "q3", "q4", "q5"]
+    keys = sorted(head + old_key()[2:] for head in heads)
+    for n, k in enumerate(keys):
+        add_row(k, signed_in(ada, n=n) if n % 2 else {"n": n})
+
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_sessions("db", batch_size=6, progress=interrupt)
+    assert [alive(k) for k in keys] == [True] * 6 + [False] * 6
+    # The last key read (and the batch's others) end before the pass resumes.
+    SessionStore(keys[4]).flush()
+    SessionStore(keys[5]).flush()
+    resumed = importer.import_sessions("db", batch_size=6)
+    assert resumed.resumed and not resumed.checked_removals
+    assert (resumed.imported, resumed.ended, resumed.already_present) == (6, 2, 0)
+    assert [alive(k) for k in keys] == [True] * 4 + [False] * 2 + [True] * 6
+    # A resumed pass did not read the whole source: removals wait for the next.
+    Session.objects.filter(session_key=keys[0]).delete()
+    assert importer.import_sessions("db").removed == 1
+    assert not alive(keys[0])
+
+
+def test_a_pass_follows_the_source_expiry_of_copies_never_changed_here(backend, people):
+    k = old_key()
+    add_row(k, {"n": 1}, days=1)
+    importer.import_sessions("db")
+    add_row(k, {"n": 1}, days=5)  # the old engine saved it again
+    importer.import_sessions("db")
+    prefix = backend.config.get("KEY_PREFIX", "charon")
+    record = Keys.for_member(prefix, legacy_tag(k), member_of(k)).record
+    assert backend.admin.pttl(record) > 4 * 86_400_000
+
+
+def test_no_session_key_reaches_redis(backend, people):
+    live = make_db_sessions(people, 40, expired=3, corrupt=2)
+    every_key = list(Session.objects.values_list("session_key", flat=True))
+
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_sessions("db", batch_size=7, progress=interrupt)
+    importer.import_sessions("db", batch_size=7)  # resumed
+    SessionStore(next(iter(live))).flush()
+    importer.import_sessions("db", restart=True)
+    with pytest.raises(KeyboardInterrupt):  # its checkpoint is left behind
+        importer.import_sessions("db", batch_size=7, progress=interrupt)
+    dump = b"\n".join(backend.dump())
+    for key in every_key:
+        for start in range(0, len(key) - 11):
+            assert key[start : start + 12].encode() not in dump
+    checkpoint = backend.admin.get(f"{backend.config.get('KEY_PREFIX', 'charon')}:import:db")
+    assert checkpoint is not None and len(checkpoint) == len("at:xx")
+    # Every key the import made expires by itself.
+    assert all(backend.admin.pttl(key) > 0 for key in backend.keys())  # noqa: SIM118
+
+
+def test_the_command_reports_refusals_removals_and_resumes(backend, people):
+    gone, ended, stays = old_key(), old_key(), old_key()
+    for k in (gone, ended, stays):
+        add_row(k, signed_in(people[0]))
+    run("sessions_import", "--from", "db")
+    Session.objects.filter(session_key=gone).delete()  # signed out under the old engine
+    SessionStore(ended).flush()  # signed out under this one
+    assert run("sessions_import", "--from", "db") == (
+        "Imported 0 sessions from db; skipped 0 expired and 1 already present; 0 failed.\n"
+        "Refused 1 session ended, moved or expired here since an earlier run.\n"
+        "Removed 1 session gone from the source.\n"
+    )
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_sessions("db", batch_size=1, progress=interrupt)
+    assert run("sessions_import", "--from", "db").endswith(
+        "This run resumed an interrupted one, so it did not look for sessions gone "
+        "from the source: run it once more.\n"
+    )
+    assert [alive(k) for k in (gone, ended, stays)] == [False, False, True]

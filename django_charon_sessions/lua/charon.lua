@@ -28,6 +28,10 @@ Key schema (P is the KEY_PREFIX setting, T a 15 character tag, M a member):
   P:{T}:x     ZSET    ended sessions whose record may still exist: member M,
                       score = the record's expiry in unix ms. Cleanup deletes
                       those records (purge); the key expires with its last entry.
+  P:{T}:l     ZSET    the import ledger: sessions sessions_import brought into
+                      this slot, member M, score = the source's expiry (unix
+                      ms) as the last import pass saw it. Only import and
+                      retract use it (see "Imports" below).
 
 The keys of one tag share a hash slot, so every call below touches exactly
 one slot and runs unchanged on Redis Cluster. Every key a function touches is
@@ -595,6 +599,102 @@ local function sweep(keys, argv)
   return {expired, vanished, live}
 end
 
+--[[
+Imports (sessions_import)
+
+An imported session keeps the 32 character key of Django's own engines. Each
+pass of the import may run again at any time, so it must never bring back a
+session that was ended or moved here since an earlier pass copied it. The
+ledger P:{T}:l of the session's slot records every member an import wrote
+there; while that entry exists, the import writes that member again only if
+its record is still live. A record that is gone was deleted, ended, moved
+to a new key by cycle_key(), cut by the absolute lifetime, or expired: the
+engine's own functions need not know about imports for this to hold. The
+ledger key lives at least keep_ms after the last pass (the importer passes
+SESSION_COOKIE_AGE), longer than any pass sequence needs.
+
+A record as imported has version 1; the first save that changes it makes it
+2. Only such a never-rewritten copy follows the source: a pass raises its
+expiry to the source's, and retract deletes it when its row disappeared.
+--]]
+
+--[[
+import
+  KEYS  record, index, meta, ended, ledger (all of the session's slot)
+  ARGV  member, ttl_ms (the source's remaining lifetime), user ('' anonymous),
+        created (unix s), record (version 1, with that user and creation
+        time), absolute_max_age (s, 0 = none), keep_ms (the ledger key lives
+        at least this long)
+  Reply 1 imported; 0 a live copy is there (nothing written to it, except
+        that a copy the engine never rewrote gets the source's expiry if that
+        is later); -1 refused: imported before and gone since; -2 the absolute
+        lifetime is already over (nothing written).
+  The ledger entry is added or raised to the source's expiry in every case
+  but -2.
+--]]
+local function import(keys, argv)
+  local record, index, meta, ended, ledger = keys[1], keys[2], keys[3], keys[4], keys[5]
+  local member, ttl, keep = argv[1], tonumber(argv[2]), tonumber(argv[7])
+  local now = now_ms()
+  local at = fmt(now + ttl)
+  local value, _, version, _, _, score = live_record(record, index, meta, member)
+  local reply
+  if value then
+    reply = 0
+    if version == 1 then
+      redis.call('PEXPIREAT', record, at, 'GT')
+      if score then
+        redis.call('ZADD', index, 'XX', 'GT', at, member)
+        expire_at_least(index, at)
+        expire_at_least(meta, at)
+      end
+    end
+  elseif redis.call('ZSCORE', ledger, member) then
+    reply = -1
+  else
+    reply = create({record, index, meta, ended},
+      {member, argv[2], argv[3], argv[4], argv[5], '', argv[6], 0})
+    if reply < 0 then
+      return reply
+    end
+  end
+  redis.call('ZADD', ledger, 'GT', at, member)
+  expire_at_least(ledger, fmt(math.max(now + ttl, now + keep)))
+  return reply
+end
+
+--[[
+retract
+  KEYS  record, index, meta, ledger
+  ARGV  member
+  Reply 1 the imported copy was deleted (its row left the source before its
+        expiry: signed out, or moved to a new key, under the old engine);
+        0 there is no live copy; 2 kept: the engine has rewritten it since;
+        3 kept: the source's expiry as last seen has passed (the row expired,
+        nobody ended it); -1 not imported into this slot (nothing touched).
+  The ledger entry stays, so the session is never imported again.
+--]]
+local function retract(keys, argv)
+  local record, index, meta, ledger, member = keys[1], keys[2], keys[3], keys[4], argv[1]
+  local known = redis.call('ZSCORE', ledger, member)
+  if not known then
+    return -1
+  end
+  local value, seen, version = live_record(record, index, meta, member)
+  if not value or not seen then
+    return 0
+  end
+  if version ~= 1 then
+    return 2
+  end
+  if tonumber(known) <= now_ms() then
+    return 3
+  end
+  redis.call('DEL', record)
+  unindex(index, meta, member)
+  return 1
+end
+
 local V = '__VERSION__'
 local function register(name, callback, flags)
   redis.register_function{function_name = 'charon_' .. V .. '_' .. name,
@@ -612,3 +712,5 @@ register('end_all', end_all, {'allow-oom'})
 register('stats', stats, {'no-writes'})
 register('purge', purge, {'allow-oom'})
 register('sweep', sweep)
+register('import', import)
+register('retract', retract, {'allow-oom'})

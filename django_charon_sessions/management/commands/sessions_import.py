@@ -18,8 +18,10 @@ class Command(SessionsCommand):
     help = (
         "Copy the sessions of the engine the site used before (db, cached_db, or cache on "
         "django-redis) into this one, keeping every cookie valid, so switching "
-        "SESSION_ENGINE logs nobody out. Run it right after the switch. Resumable: an "
-        "interrupted run continues where it stopped; a finished one is not repeated."
+        "SESSION_ENGINE logs nobody out. Run it before the switch and again right after "
+        "(docs: migrating.md); any number of runs is safe: a session ended or moved "
+        "here since an earlier run is never written back, and the copy of one that left "
+        "the source is removed. An interrupted run continues where it stopped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,7 +40,7 @@ class Command(SessionsCommand):
         parser.add_argument(
             "--restart",
             action="store_true",
-            help="Ignore the checkpoint and start from the beginning.",
+            help="Start an interrupted run over from the beginning instead of resuming it.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -58,15 +60,32 @@ class Command(SessionsCommand):
         if self.as_json:
             self.emit_json(asdict(report))
             return
-        if report.finished and report.seen == 0 and report.resumed:
-            self.say(f"The import from {source} has already finished; use --restart to redo it.")
-            return
+        self.say(self._summary(report))
+
+    def _summary(self, report: ImportReport) -> str:
         verb = "Would import" if report.dry_run else "Imported"
-        self.say(
-            f"{verb} {plural(report.imported, 'session')} from {source}; skipped "
+        lines = [
+            f"{verb} {plural(report.imported, 'session')} from {report.source}; skipped "
             f"{report.skipped_expired} expired and {report.already_present} already present; "
             f"{report.failed} failed."
-        )
+        ]
+        if report.ended:
+            lines.append(
+                f"Refused {plural(report.ended, 'session')} ended, moved or expired here "
+                "since an earlier run."
+            )
+        if report.removed or report.kept:
+            verb = "Would remove at most" if report.dry_run else "Removed"
+            line = f"{verb} {plural(report.removed, 'session')} gone from the source"
+            if report.kept:
+                line += f"; kept {report.kept} this engine has changed since"
+            lines.append(line + ".")
+        if report.resumed:
+            lines.append(
+                "This run resumed an interrupted one, so it did not look for sessions gone "
+                "from the source: run it once more."
+            )
+        return "\n".join(lines)
 
     def _check_cache(self, alias: str) -> None:
         from django.conf import settings
