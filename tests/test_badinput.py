@@ -679,3 +679,21 @@ def test_no_exception_message_holds_a_session_key_when_redis_is_down(caplog):
                 if name not in {"save(must_create=True)", "asave(must_create=True)"}:
                     assert error is RedisUnavailable, (name, error)
                 assert_key_in_no_message(key, texts, caplog)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(MALFORMED_META))
+def test_malformed_metadata_still_counts_in_the_stats(backend, django_user_model, name):
+    from datetime import timedelta
+
+    from tests.devices import CHROME_MAC, PASSWORD, device, key_of
+
+    ada = django_user_model.objects.create_user("ada", password=PASSWORD)
+    device(ada)
+    bad = device(ada, CHROME_MAC)
+    corrupt_meta(backend, key_of(bad), MALFORMED_META[name])
+    stats = api.session_stats(active_within=timedelta(hours=1))
+    assert (stats.sessions, stats.users) == (2, 1)
+    # Only the readable entry counts as active, unless a well-formed time is in the future.
+    expected = 2 if name == "times out of range" else 1
+    assert stats.active == expected

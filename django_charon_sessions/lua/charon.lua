@@ -538,7 +538,9 @@ local function stats(keys, argv)
   local since, active = tonumber(argv[1]), 0
   if live > 0 then
     for _, v in ipairs(redis.call('HVALS', keys[2])) do
-      if tonumber(string.sub(v, 1, 10)) >= since then
+      -- Unreadable metadata (written by hand) counts as not seen lately.
+      local seen = tonumber(string.sub(v, 1, 10))
+      if seen and seen >= since then
         active = active + 1
       end
     end
