@@ -277,8 +277,9 @@ class SessionStore(SessionBase):
     def _load_steps(self) -> Steps:
         if self._pending:
             return {}  # nothing stored yet
-        keys = self._stored_keys(self._session_key)
-        if keys is None:
+        key = self._session_key
+        keys = self._stored_keys(key)
+        if key is None or keys is None:
             return self._forget()
         ctx = context()
         value = yield calls.load(keys, ctx.touch, ctx.absolute, self.client_facts)
@@ -288,6 +289,8 @@ class SessionStore(SessionBase):
         if opened is None:
             return self._forget()
         self._loaded, data = opened
+        if self._loaded.user is not None:
+            receivers.session_loaded(self._loaded.user, key)
         if self._loaded.stale_key:
             # Sealed with a SECRET_KEY_FALLBACKS key: have this request's
             # save re-seal it, so active sessions leave the old key soon.

@@ -60,6 +60,14 @@ class _Scope:
 # the context) record is seen where request_finished runs.
 _scope: ContextVar[_Scope | None] = ContextVar("charon_request_scope", default=None)
 
+# (user id, key) of the signed-in session this thread or task last loaded or
+# stored. Under ASGI before Django 6.1, request_started's receivers run in a
+# task of their own, so no request scope is visible to the view; a password
+# change there keeps this session (the request's own) and ends the others at
+# once. Keeping it is safe: if the request does not give it the new hash,
+# Django's own check refuses it on its next use.
+_seen: ContextVar[tuple[str, str] | None] = ContextVar("charon_seen_session", default=None)
+
 
 def connect() -> None:
     """Connect the handlers to the user model's and the requests' signals (from ``ready()``)."""
@@ -91,11 +99,13 @@ def _request_started(**kwargs: Any) -> None:
     # never came (a response nobody closed) is settled now.
     _close(_scope.get())
     _scope.set(_Scope())
+    _seen.set(None)
 
 
 def _request_finished(**kwargs: Any) -> None:
     scope = _scope.get()
     _scope.set(None)
+    _seen.set(None)
     _close(scope)
 
 
@@ -126,8 +136,14 @@ def _end_stale(user: Any, keep: str | None) -> None:
     end_sessions(user, keep_session_key=keep, reason=REASON_PASSWORD_CHANGE)
 
 
+def session_loaded(uid: str, session_key: str) -> None:
+    """Note that the engine loaded a signed-in session of ``uid`` (called by the engine)."""
+    _seen.set((uid, session_key))
+
+
 def _settled_by(uid: str, session_key: str, auth_hash: Any) -> Any:
     """Record a session write; return the user whose sessions it lets end now."""
+    _seen.set((uid, session_key))
     scope = _open_scope()
     if scope is None:
         return None
@@ -167,11 +183,12 @@ def password_changed(user: Any) -> None:
     """
     from .api import user_id_of
 
+    uid = user_id_of(user)
     scope = _open_scope()
     if scope is None:
-        _end_stale(user, None)
+        seen = _seen.get()
+        _end_stale(user, seen[1] if seen is not None and seen[0] == uid else None)
         return
-    uid = user_id_of(user)
     written = scope.written.get(uid)
     keep = _kept(user, written)
     if keep is not None:
