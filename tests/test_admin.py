@@ -349,6 +349,8 @@ def test_check_warns_when_the_user_admin_lacks_the_pages():
     try:
         (warning,) = check_admin()
         assert warning.id == "django_charon_sessions.W006"
+        assert "(django.contrib.auth.admin.UserAdmin)" in warning.msg
+        assert "SessionsAdminMixin first" in warning.hint
         with override_settings(CHARON_SESSIONS={"ADMIN": False}):
             assert check_admin() == []
     finally:
