@@ -10,17 +10,12 @@ whose user admin has ``SessionsAdminMixin`` in its bases.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-import django_charon_sessions
+from tests.processes import run_python
 
-REPO = Path(__file__).resolve().parent.parent
 CHARON = "django_charon_sessions"
 WRAPPER = "tests.neighbours.wrapper"
 REPLACER = "tests.neighbours.wrapper.apps.ReplacingConfig"
@@ -32,24 +27,8 @@ IMPERSONATE = "/admin/auth/user/1/impersonate/"
 
 def start(*apps: str, **sessions: object) -> dict[str, Any]:
     """Start Django with ``apps`` after its own and return the probe's report."""
-    env = {
-        **os.environ,
-        "CHARON_TEST_APPS": json.dumps(apps),
-        "CHARON_TEST_SESSIONS": json.dumps(sessions),
-        # The package these tests import (the wheel under tox), then the repo.
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(django_charon_sessions.__file__).parent.parent), str(REPO)]
-        ),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.neighbours.probe"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    env = {"CHARON_TEST_APPS": json.dumps(apps), "CHARON_TEST_SESSIONS": json.dumps(sessions)}
+    result = run_python("-m", "tests.neighbours.probe", env=env)
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
