@@ -1,12 +1,13 @@
 """Admin pages for a user's sessions: list them, revoke one, log out everywhere.
 
-The admin registered for ``AUTH_USER_MODEL`` on the default admin site gets
-these pages by itself (``CHARON_SESSIONS["ADMIN"]``, on by default). For
-another admin site, or to opt in explicitly, put the mixin first in the
-bases of the user admin::
+Put the mixin first in the bases of the user admin, on any admin site::
 
-    @admin.register(User, site=my_site)
+    @admin.register(User)
     class MyUserAdmin(SessionsAdminMixin, UserAdmin): ...
+
+Without it, the admin registered for ``AUTH_USER_MODEL`` on the default admin
+site is adopted at start-up (:func:`adopt_user_admin`, while
+``CHARON_SESSIONS["ADMIN"]`` is on, the default).
 
 Viewing a user's sessions needs the view or change permission for that user;
 ending them needs the change permission. Override

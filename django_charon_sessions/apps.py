@@ -17,7 +17,8 @@ class CharonSessionsConfig(AppConfig):
         receivers.connect()
         if charon_settings.ADMIN and _admin_installed():
             # The admin's own ready() has run autodiscover() by now when it
-            # is listed first; W006 says so when it is not.
+            # is listed first; W006 says so when it is not. An admin that
+            # has the mixin already is left as it is.
             from .admin import adopt_user_admin
 
             adopt_user_admin()

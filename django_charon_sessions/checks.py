@@ -423,13 +423,15 @@ def check_admin(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
     registered = admin.site._registry.get(get_user_model())
     if registered is None or isinstance(registered, SessionsAdminMixin):
         return []
+    found = f"{type(registered).__module__}.{type(registered).__qualname__}"
     return [
         _warning(
-            f"The admin of {settings.AUTH_USER_MODEL} has no sessions pages.",
-            "The user admin was registered after django_charon_sessions adopted it: list "
-            "the app after django.contrib.admin in INSTALLED_APPS, and register the user "
-            "admin in an admin.py module (not in urls.py or another ready(), nor with "
-            "SimpleAdminConfig), or put SessionsAdminMixin first in its bases.",
+            f"The admin of {settings.AUTH_USER_MODEL} ({found}) has no sessions pages.",
+            "It was registered after django_charon_sessions adopted the user admin. Put "
+            "SessionsAdminMixin first in the bases of your user admin; or list the app in "
+            "INSTALLED_APPS after django.contrib.admin and after the app that registers "
+            "that admin, from its admin.py or ready() (not from urls.py, nor with "
+            "SimpleAdminConfig).",
             6,
         )
     ]

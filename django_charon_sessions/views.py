@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import REDIRECT_FIELD_NAME, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBadRequest, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import HttpResponseBadRequest, HttpResponseRedirect, QueryDict
+from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -55,7 +56,7 @@ def my_sessions(request: HttpRequest) -> HttpResponse:
     if form is not None and not getattr(request.user, "has_usable_password", bool)():
         # No password to ask for (single sign-on, say): a fresh sign-in instead.
         if request.method == "POST":
-            return _sign_in_again()
+            return HttpResponseRedirect(_sign_in_again_url())
         return _page(request, None, sign_in_again=True)
     if request.method == "POST":
         target = request.POST.get("end", "")
@@ -98,9 +99,12 @@ def _current_id(request: HttpRequest) -> str | None:
     return public_id(key) if key else None
 
 
-def _sign_in_again() -> HttpResponseRedirect:
-    """Send the user to LOGIN_URL, to come back here with a fresh sign-in."""
-    return redirect_to_login(reverse("charon_sessions:list"))
+def _sign_in_again_url() -> str:
+    """Return LOGIN_URL with ``next`` back to this page, for a fresh sign-in."""
+    login = urlsplit(resolve_url(settings.LOGIN_URL))
+    query = QueryDict(login.query, mutable=True)
+    query[REDIRECT_FIELD_NAME] = reverse("charon_sessions:list")
+    return urlunsplit(login._replace(query=query.urlencode(safe="/")))
 
 
 def _page(
@@ -112,7 +116,7 @@ def _page(
         "others": [s for s in sessions if not s.is_current],
         "form": form,
         "sign_in_again": sign_in_again,
-        "login_url": _sign_in_again()["Location"] if sign_in_again else "",
+        "login_url": _sign_in_again_url() if sign_in_again else "",
         "end_others": END_OTHERS,
     }
     return render(request, TEMPLATE, context)

@@ -349,6 +349,8 @@ def test_check_warns_when_the_user_admin_lacks_the_pages():
     try:
         (warning,) = check_admin()
         assert warning.id == "django_charon_sessions.W006"
+        assert "(django.contrib.auth.admin.UserAdmin)" in warning.msg
+        assert "SessionsAdminMixin first" in warning.hint
         with override_settings(CHARON_SESSIONS={"ADMIN": False}):
             assert check_admin() == []
     finally:
@@ -484,6 +486,27 @@ def test_users_without_a_password_sign_in_again(backend, django_user_model):
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/?next=")
     assert signed_in(phone)
+
+
+@pytest.mark.parametrize(
+    ("login_url", "expected"),
+    [
+        ("/accounts/login/", "/accounts/login/?next=/accounts/sessions/"),
+        ("login", "/accounts/login/?next=/accounts/sessions/"),  # a URL name
+        ("/accounts/login/?theme=dark", "/accounts/login/?theme=dark&next=/accounts/sessions/"),
+    ],
+)
+def test_sign_in_again_goes_to_login_url_and_back(backend, settings, login_url, expected):
+    sso = get_user_model().objects.create_user("sso")
+    laptop = Client()
+    laptop.force_login(sso)
+    settings.LOGIN_URL = login_url
+    with backend.settings(REAUTHENTICATE_AFTER=0):
+        page = laptop.get(MY_SESSIONS).text
+        response = laptop.post(MY_SESSIONS, {"end": "others"})
+    assert f'href="{expected.replace("&", "&amp;")}"' in page
+    assert response.status_code == 302
+    assert response["Location"] == expected
 
 
 def test_own_page_lists_facts(backend, ada):

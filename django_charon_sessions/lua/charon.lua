@@ -122,8 +122,9 @@ end
 local function expire_with_last(index, meta)
   local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
   if #last > 0 then
-    redis.call('PEXPIREAT', index, fmt(tonumber(last[2])))
-    redis.call('PEXPIREAT', meta, fmt(tonumber(last[2])))
+    local at = fmt(tonumber(last[2]))
+    redis.call('PEXPIREAT', index, at)
+    redis.call('PEXPIREAT', meta, at)
   else
     redis.call('DEL', index, meta)
   end
@@ -157,11 +158,10 @@ local function effective_ttl(created, ttl, absolute, now)
   return ttl
 end
 
--- The record of a live session, or false (deleting a record whose user's
--- index no longer has it). Also returns the index score of a signed-in one.
+-- The value stored at record: false when there is none, '' when it holds
+-- another type (written by hand: garbage to verify, not an error that fails
+-- the whole call).
 local function read_record(record)
-  -- A value of another type (written by hand) is garbage to verify, not an
-  -- error that fails the whole call.
   local value = redis.pcall('GET', record)
   if type(value) == 'table' and value.err then
     if string.find(tostring(value.err), 'WRONGTYPE', 1, true) then
@@ -172,6 +172,10 @@ local function read_record(record)
   return value
 end
 
+-- The record of a live session: value, seen, version, created, user, and
+-- the index score of a signed-in one (false for an anonymous one); false
+-- when there is none, deleting a record whose user's index no longer has it.
+-- A record without a readable header comes back with false for the rest.
 local function live_record(record, index, meta, member)
   local value = read_record(record)
   if not value then
