@@ -10,10 +10,11 @@ class CharonSessionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registering only: no check runs, and nothing talks to Redis, here.
-        from . import checks, receivers
+        from . import checks, deploy, receivers
         from .conf import charon_settings
 
         checks.register()
+        deploy.register()
         receivers.connect()
         if charon_settings.ADMIN and _admin_installed():
             # The admin's own ready() has run autodiscover() by now when it
