@@ -179,6 +179,13 @@ def _optional_text(v: Any) -> str | None:
     return str(v) if v else None
 
 
+def _reference(doc: str, *, check: str, rule: str, hint: str) -> Setting[str | None]:
+    """Return a setting that names something else (a cache, a function); unset by default."""
+    return Setting(
+        None, doc, check, rule, lambda v: not v or isinstance(v, str), _optional_text, hint
+    )
+
+
 def _key_prefix(value: Any) -> str:
     worker = parallel_test_worker()
     return f"{value}:{worker}" if worker else str(value)
@@ -197,16 +204,13 @@ class CharonSettings:
         convert=lambda v: str(v) if v else DEFAULT_URL,
         hint='For example "redis://127.0.0.1:6379/0" or "unix:///run/redis.sock?db=0".',
     )
-    CACHE_ALIAS = Setting(
-        None,
+    CACHE_ALIAS = _reference(
         "Name of a cache in `CACHES` whose Redis connection to share: django-redis "
         "(`django_redis.cache.RedisCache`) or Django's "
         "`django.core.cache.backends.redis.RedisCache`. Sessions still use their own keys "
         "(`KEY_PREFIX`).",
         check="django_charon_sessions.E004",
         rule="None or the name of a cache in CACHES",
-        valid=lambda v: not v or isinstance(v, str),
-        convert=_optional_text,
         hint="Give the alias of a django-redis cache or of Django's RedisCache.",
     )
     KEY_PREFIX = Setting(
@@ -235,15 +239,12 @@ class CharonSettings:
         "and never change it.",
     )
     CLUSTER = _flag(False, "Use Redis Cluster; `URL` names any node.")
-    CONNECTION_FACTORY = Setting(
-        None,
+    CONNECTION_FACTORY = _reference(
         "Dotted path to `factory(is_async: bool)` returning a client (`redis.Redis`, "
         "`redis.asyncio.Redis`, or a Cluster client) made with `decode_responses=False`. "
         "For Sentinel, custom TLS, or fakeredis in tests.",
         check="django_charon_sessions.E012",
         rule="None or the dotted path of a callable",
-        valid=lambda v: not v or isinstance(v, str),
-        convert=_optional_text,
         hint="Give the dotted path of a function taking is_async (bool) and returning a "
         "redis.Redis, redis.asyncio.Redis or Cluster client.",
     )
