@@ -145,6 +145,24 @@ def test_the_documented_defaults_are_the_defaults():
         assert ast.literal_eval(literal_cell.group(1)) == DEFAULTS[key], key
 
 
+def test_the_readme_summary_names_every_setting_with_its_default():
+    # README.md has a shorter table of its own (GitHub's front page); it may
+    # group keys in one row ("`A`, `B`" with defaults "`x`, `y`").
+    text = section((ROOT / "README.md").read_text("utf-8"), "Configuration")
+    summary = {}
+    for cells in table_rows(text):
+        keys = re.findall(r"`([A-Z_]+)`", cells[0])
+        defaults = re.findall(r"`([^`]+)`", cells[1])
+        if keys:
+            assert len(defaults) in (1, len(keys)), cells
+            shown = defaults * len(keys) if len(defaults) == 1 else defaults
+            summary.update(zip(keys, shown, strict=True))
+    assert sorted(summary) == sorted(DEFAULTS), "README.md's settings table"
+    for key, cell in summary.items():
+        shown = cell if key == "URL" else ast.literal_eval(cell)  # the URL is shown bare
+        assert shown == DEFAULTS[key], key
+
+
 # -- 2. system checks -----------------------------------------------------------------
 
 
