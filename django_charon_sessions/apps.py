@@ -11,12 +11,11 @@ class CharonSessionsConfig(AppConfig):
     def ready(self) -> None:
         # Registering only: no check runs, and nothing talks to Redis, here.
         from . import checks, deploy, receivers
-        from .conf import charon_settings
 
         checks.register()
         deploy.register()
         receivers.connect()
-        if charon_settings.ADMIN and _admin_installed():
+        if checks.admin_wanted() and _admin_installed():
             # The admin's own ready() has run autodiscover() by now when it
             # is listed first; W006 says so when it is not.
             from .admin import adopt_user_admin

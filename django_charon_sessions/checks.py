@@ -290,14 +290,21 @@ def _check_engine() -> list[CheckMessage]:
     ]
 
 
+def admin_wanted() -> bool:
+    """Return whether ``ADMIN`` asks for the sessions pages, without raising.
+
+    A bad ``CHARON_SESSIONS`` or ``ADMIN`` is for the settings checks to report
+    (E001, E014), so startup reads it leniently.
+    """
+    raw = getattr(settings, "CHARON_SESSIONS", {})
+    return isinstance(raw, dict) and CharonSettings.ADMIN.read_or_default(raw)
+
+
 def check_admin(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Check that the user admin has the sessions pages when ``ADMIN`` asks for them."""
     from django.apps import apps
 
-    raw = getattr(settings, "CHARON_SESSIONS", {})
-    if not isinstance(raw, dict) or not CharonSettings.ADMIN.read_or_default(raw):
-        return []
-    if not apps.is_installed("django.contrib.admin"):
+    if not admin_wanted() or not apps.is_installed("django.contrib.admin"):
         return []
     # Imported here: django.contrib.admin's models cannot load when it is not installed.
     from django.contrib import admin

@@ -288,9 +288,9 @@ def backend_server_info(redis_server: RedisServer) -> Iterator[dict[str, object]
 
 
 def check_deploy(
-    url: str, cluster: bool = False, **sessions: object
+    url: str, cluster: bool = False, deploy: bool = True, **sessions: object
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``testproject/manage.py check --deploy`` against ``url``."""
+    """Run ``testproject/manage.py check --deploy`` (or without --deploy) against ``url``."""
     env = {
         **os.environ,
         "CHARON_REDIS_URL": url,
@@ -303,7 +303,8 @@ def check_deploy(
         ),
     }
     return subprocess.run(
-        [sys.executable, str(REPO / "testproject" / "manage.py"), "check", "--deploy"],
+        [sys.executable, str(REPO / "testproject" / "manage.py"), "check"]
+        + (["--deploy"] if deploy else []),
         capture_output=True,
         text=True,
         timeout=120,
@@ -371,3 +372,13 @@ def test_check_deploy_command_passes_on_a_healthy_redis(real_redis, request, top
     # The checks ran and did their work: the library is now on every primary.
     assert functions.LIBRARY in deploy._libraries(admin)
     admin.close()
+
+
+def test_bad_values_are_reported_by_the_checks_not_by_startup():
+    # ready() reads ADMIN leniently: the checks say what is wrong, no traceback.
+    result = check_deploy(
+        f"redis://127.0.0.1:{free_port()}/0", deploy=False, ADMIN="yes", LAST_SEEN_INTERVAL="60"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert charon_ids(result) == ["django_charon_sessions.E010", "django_charon_sessions.E014"]
