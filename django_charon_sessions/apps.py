@@ -10,12 +10,12 @@ class CharonSessionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registering only: no check runs, and nothing talks to Redis, here.
-        from . import checks, receivers
-        from .conf import charon_settings
+        from . import checks, deploy, receivers
 
         checks.register()
+        deploy.register()
         receivers.connect()
-        if charon_settings.ADMIN and _admin_installed():
+        if checks.admin_wanted() and _admin_installed():
             # The admin's own ready() has run autodiscover() by now when it
             # is listed first; W006 says so when it is not. An admin that
             # has the mixin already is left as it is.

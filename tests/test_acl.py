@@ -16,7 +16,7 @@ import pytest
 import redis.exceptions
 from django.test import override_settings
 
-from django_charon_sessions import checks, functions
+from django_charon_sessions import deploy, functions
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import RedisUnavailable, SessionStoreError
 from tests.harness import RedisServer, require_redis
@@ -83,7 +83,7 @@ def error_of(call) -> SessionStoreError:  # type: ignore[no-untyped-def]
 
 
 def deploy_check() -> list[tuple[str, str]]:
-    return [(m.id or "", f"{m.msg} {m.hint}") for m in checks.check_redis()]
+    return [(m.id or "", f"{m.msg} {m.hint}") for m in deploy.check_redis()]
 
 
 def test_caller_without_function_load(acl_server):

@@ -4,15 +4,17 @@ These tests read the Markdown sources; they need no Sphinx and run with the
 rest of the suite. The site itself is built by ``scripts/docs`` (tox's
 ``docs`` environment), with warnings as errors.
 
-1. **Settings.** Every key of :data:`django_charon_sessions.conf.DEFAULTS` is
-   a row of the table under "## `CHARON_SESSIONS`" in docs/settings.md, whose
-   second cell is the key's default as a Python literal (``URL``: the URL used
-   when none is given); the table names no key the code does not have.
-2. **System checks.** Every check id that django_charon_sessions/checks.py
-   can emit (read from its source: the number passed to ``_error`` or
-   ``_warning``, or taken from the module-level table a loop feeds them from)
-   is a row of the checks table in docs/settings.md, with a fix; no page names
-   an id the code does not have.
+1. **Settings.** The table under "## `CHARON_SESSIONS`" in docs/settings.md
+   is, row for row, the one rendered from the settings table
+   (:data:`django_charon_sessions.conf.SETTINGS`): key, default as a Python
+   literal, the id of the check that reports a bad value, and its line of
+   meaning. The page is kept by hand, so that it reads the same on GitHub as
+   on the built site; a difference fails with the table it should hold.
+2. **System checks.** The ids the checks can report (the registries
+   :data:`django_charon_sessions.checks.CHECK_IDS` and
+   :data:`django_charon_sessions.deploy.DEPLOY_CHECK_IDS`) are exactly the rows
+   of the checks table in docs/settings.md, each with a problem and a fix; no
+   page names an id the code does not have.
 3. **Examples.** Every fenced ```` ```python ```` block in docs/*.md (except
    the generated benchmarks*.md) is preceded, on the line before its fence, by
    a marker saying what to do with it:
@@ -49,6 +51,7 @@ import asyncio
 import contextlib
 import inspect
 import io
+import json
 import re
 import sys
 import textwrap
@@ -61,16 +64,14 @@ import pytest
 from django.core.checks import DEBUG
 from django.test import RequestFactory, override_settings
 
-from django_charon_sessions import checks
-from django_charon_sessions.conf import DEFAULT_URL, DEFAULTS
+from django_charon_sessions import checks, deploy
+from django_charon_sessions.conf import DEFAULT_URL, DEFAULTS, SETTINGS
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.signals import sessions_ended
 from tests.devices import CHROME_MAC, FIREFOX, PASSWORD, device, key_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-# The source of the module under test (the installed wheel under tox).
-CHECKS_SOURCE = Path(inspect.getsourcefile(checks) or checks.__file__)
 APP = "django_charon_sessions"
 SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 METADATA_MIDDLEWARE = "django_charon_sessions.middleware.SessionMetadataMiddleware"
@@ -106,62 +107,68 @@ def table_rows(text: str) -> list[list[str]]:
 # -- 1. settings -------------------------------------------------------------------
 
 
-def documented_settings(text: str) -> dict[str, str]:
-    """Return {key: documented default} from the settings table of settings.md."""
-    out = {}
-    for cells in table_rows(section(text, "`CHARON_SESSIONS`")):
-        key = re.fullmatch(r"`([A-Z_]+)`", cells[0])
-        if key:
-            out[key.group(1)] = cells[1]
-    return out
+def literal(value: Any) -> str:
+    """Return ``value`` as the Python literal the docs show (strings in double quotes)."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def expected_default(key: str) -> Any:
-    return DEFAULT_URL if key == "URL" else DEFAULTS[key]
+def settings_table() -> list[str]:
+    """Return the Markdown rows of the settings table, rendered from conf.SETTINGS."""
+    rows = ["| Key | Default | Check | |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        check = s.check.removeprefix(f"{APP}.")
+        rows.append(f"| `{s.name}` | `{literal(s.default)}` | `{check}` | {s.doc} |")
+    return rows
 
 
-def test_every_setting_is_documented_with_its_default():
-    documented = documented_settings((DOCS / "settings.md").read_text("utf-8"))
-    assert sorted(set(DEFAULTS) - set(documented)) == [], "settings missing from settings.md"
-    assert sorted(set(documented) - set(DEFAULTS)) == [], "settings.md names unknown settings"
+def test_the_settings_table_is_the_one_in_conf():
+    text = section((DOCS / "settings.md").read_text("utf-8"), "`CHARON_SESSIONS`")
+    documented = [line.strip() for line in text.splitlines() if line.startswith("|")]
+    expected = settings_table()
+    assert documented == expected, (
+        "docs/settings.md's settings table differs from django_charon_sessions.conf; "
+        "it should read:\n" + "\n".join(expected)
+    )
+
+
+def test_the_documented_defaults_are_the_defaults():
+    # The rendered table's own promise, read back from the page: each default
+    # cell is a Python literal equal to the default (URL: the one used when
+    # none is given).
+    text = section((DOCS / "settings.md").read_text("utf-8"), "`CHARON_SESSIONS`")
+    documented = {cells[0].strip("`"): cells[1] for cells in table_rows(text) if cells[0] != "Key"}
+    assert list(documented) == [s.name for s in SETTINGS] == list(DEFAULTS)
+    assert DEFAULTS["URL"] == DEFAULT_URL
     for key, cell in documented.items():
-        literal = re.fullmatch(r"`(.+)`", cell)
-        assert literal, f"{key}: the default column should be a literal in backticks: {cell!r}"
-        assert ast.literal_eval(literal.group(1)) == expected_default(key), key
+        literal_cell = re.fullmatch(r"`(.+)`", cell)
+        assert literal_cell, f"{key}: the default column should be a literal in backticks"
+        assert ast.literal_eval(literal_cell.group(1)) == DEFAULTS[key], key
+
+
+def test_the_readme_summary_names_every_setting_with_its_default():
+    # README.md has a shorter table of its own (GitHub's front page); it may
+    # group keys in one row ("`A`, `B`" with defaults "`x`, `y`").
+    text = section((ROOT / "README.md").read_text("utf-8"), "Configuration")
+    summary = {}
+    for cells in table_rows(text):
+        keys = re.findall(r"`([A-Z_]+)`", cells[0])
+        defaults = re.findall(r"`([^`]+)`", cells[1])
+        if keys:
+            assert len(defaults) in (1, len(keys)), cells
+            shown = defaults * len(keys) if len(defaults) == 1 else defaults
+            summary.update(zip(keys, shown, strict=True))
+    assert sorted(summary) == sorted(DEFAULTS), "README.md's settings table"
+    for key, cell in summary.items():
+        shown = cell if key == "URL" else ast.literal_eval(cell)  # the URL is shown bare
+        assert shown == DEFAULTS[key], key
 
 
 # -- 2. system checks -----------------------------------------------------------------
 
 
 def check_ids_in_code() -> set[str]:
-    """Return every check id checks.py can emit, read from its source."""
-    tree = ast.parse(CHECKS_SOURCE.read_text("utf-8"))
-    kinds = {"_error": "E", "_warning": "W"}
-    ids: set[str] = set()
-    for func in ast.walk(tree):
-        if not isinstance(func, ast.FunctionDef):
-            continue
-        loops = {}  # name bound by "for ..., name in TABLE" -> TABLE
-        for node in ast.walk(func):
-            if isinstance(node, ast.For) and isinstance(node.iter, ast.Name):
-                targets = node.target.elts if isinstance(node.target, ast.Tuple) else []
-                if targets and isinstance(targets[-1], ast.Name):
-                    loops[targets[-1].id] = node.iter.id
-        for node in ast.walk(func):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-                continue
-            kind = kinds.get(node.func.id)
-            if kind is None or func.name in kinds:
-                continue
-            number = node.args[-1] if len(node.args) == 3 else None
-            if isinstance(number, ast.Constant) and isinstance(number.value, int):
-                ids.add(f"django_charon_sessions.{kind}{number.value:03d}")
-            elif isinstance(number, ast.Name) and number.id in loops:
-                for row in getattr(checks, loops[number.id]):
-                    ids.add(f"django_charon_sessions.{kind}{row[-1]:03d}")
-            else:
-                pytest.fail(f"checks.py line {node.lineno}: cannot tell which id this emits")
-    return ids
+    """Return every check id the app can report, from the checks' registries."""
+    return {*checks.CHECK_IDS, *deploy.DEPLOY_CHECK_IDS}
 
 
 def documented_checks(text: str) -> dict[str, list[str]]:
@@ -174,17 +181,20 @@ def documented_checks(text: str) -> dict[str, list[str]]:
     return out
 
 
-def test_the_check_ids_are_read_from_the_code():
+def test_the_check_id_registries_are_complete():
     ids = check_ids_in_code()
-    # A few that are built in different ways: a literal, a table, a deploy check.
+    # A few that are built in different ways: a literal, a settings row, a deploy check.
     assert {f"{APP}.E001", f"{APP}.W006", f"{APP}.E020", f"{APP}.E104"} <= ids
-    assert len(ids) >= 30
+    assert {s.check for s in SETTINGS} <= set(checks.CHECK_IDS)
+    assert all(CHECK_ID.fullmatch(i) for i in ids), sorted(ids)
+    assert len(ids) >= 34
 
 
-def test_every_check_id_is_documented_with_a_fix():
+def test_every_check_id_is_documented_with_a_fix_and_no_other():
     documented = documented_checks((DOCS / "settings.md").read_text("utf-8"))
     code = check_ids_in_code()
     assert sorted(code - set(documented)) == [], "check ids missing from settings.md"
+    assert sorted(set(documented) - code) == [], "settings.md lists ids the code lacks"
     for check_id, cells in documented.items():
         assert len(cells) == 2 and all(cells), f"{check_id}: needs a problem and a fix"
 
