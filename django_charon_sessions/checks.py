@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_check
 from django.utils.module_loading import import_string
 from redis.exceptions import NoPermissionError, RedisError
 
-from .conf import DEFAULTS, charon_settings
+from .conf import DEFAULTS, ENGINE, charon_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-ENGINE = "django_charon_sessions.engine"
 URL_SCHEMES = ("redis", "rediss", "unix")
 _FORBIDDEN_PREFIX_CHARS = set("{}*?[]\\ \t\r\n")
 #: The tag of the checks that talk to Redis: ``manage.py check --deploy`` runs
@@ -494,7 +494,7 @@ def _probe_calls() -> list[CheckMessage]:
     user = "django_charon_sessions deploy check"
     probe = SessionStore()
     try:
-        probe["_auth_user_id"] = user
+        probe[SESSION_KEY] = user
         probe.save()
         key = probe.session_key
         SessionStore(key).load()

@@ -14,6 +14,9 @@ from typing import Any
 
 from django.conf import settings
 
+#: The ``SESSION_ENGINE`` that selects this package's session store.
+ENGINE = "django_charon_sessions.engine"
+
 #: The keys ``CHARON_SESSIONS`` understands, with their defaults.
 DEFAULTS: dict[str, Any] = {
     "URL": None,
