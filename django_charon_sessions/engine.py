@@ -38,7 +38,7 @@ from .state import Stored, context, user_of
 if TYPE_CHECKING:
     from .keyspace import Keys
 
-# SAVE_ATTEMPTS: how often a save re-applies its changes to a newer record.
+# SAVE_ATTEMPTS (from .plans): how often a save re-applies its changes to a newer record.
 __all__ = ["SAVE_ATTEMPTS", "SessionStore"]
 
 
@@ -68,6 +68,9 @@ class SessionStore(SessionBase):
 
     # -- keys -------------------------------------------------------------
 
+    # Django's SessionBase keeps the key in an attribute of its own; here it
+    # lives with what is known of it, so whatever sets a key (Django's code
+    # included) drops what was known of the old one.
     @property
     def _session_key(self) -> str | None:
         return self._stored.key
@@ -81,6 +84,7 @@ class SessionStore(SessionBase):
         """Return the key; a pending key is fixed in the user's slot when first read."""
         stored = self._stored
         if stored.pending and not stored.read:
+            # No load: only cycle_key() makes a key pending, and it loaded the data.
             stored.settle(user_of(getattr(self, "_session_cache", {})))
         return stored.key
 
