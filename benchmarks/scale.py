@@ -135,8 +135,8 @@ def _fill_charon(admin: redis.Redis, session: dict[str, Any], count: int) -> lis
 
     from django_charon_sessions import calls
     from django_charon_sessions.codec import now
-    from django_charon_sessions.engine import context
     from django_charon_sessions.keyspace import KEY_LENGTH, Keys, is_engine_key
+    from django_charon_sessions.state import context
 
     ctx = context()
     body = ctx.codec.dumps(session)

@@ -17,12 +17,10 @@ from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_check
 from django.utils.module_loading import import_string
 
-from .conf import NOT_A_DICT, SETTINGS, CharonSettings, Problem
+from .conf import ENGINE, NOT_A_DICT, SETTINGS, CharonSettings, Problem
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-ENGINE = "django_charon_sessions.engine"
 
 #: The ids the functions of this module report (the settings table has its own).
 CheckId = Literal[

@@ -23,6 +23,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+#: The ``SESSION_ENGINE`` that selects this package's session store.
+ENGINE = "django_charon_sessions.engine"
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from django.contrib.auth import SESSION_KEY
 from django.core.checks import CheckMessage, Error
 from django.core.checks import register as register_check
 from redis.exceptions import NoPermissionError, RedisError
@@ -110,7 +111,7 @@ def _probe_calls() -> list[CheckMessage]:
     user = "django_charon_sessions deploy check"
     probe = SessionStore()
     try:
-        probe["_auth_user_id"] = user
+        probe[SESSION_KEY] = user
         probe.save()
         key = probe.session_key
         SessionStore(key).load()

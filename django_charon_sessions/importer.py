@@ -44,7 +44,6 @@ from . import functions as fn
 from .client import get_client, is_cluster
 from .codec import now
 from .conf import charon_settings
-from .engine import AUTH_USER_KEY, context
 from .exceptions import SessionStoreError
 from .keyspace import (
     Keys,
@@ -58,6 +57,7 @@ from .keyspace import (
     tag_of_slot_key,
     user_tag,
 )
+from .state import context, user_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -217,12 +217,6 @@ class _Planned:
     keys: Keys
 
 
-def _user_of(data: dict[str, Any]) -> str | None:
-    uid = data.get(AUTH_USER_KEY)
-    # As the engine: an empty id names no user (the session is anonymous).
-    return None if uid is None or uid == "" else str(uid)
-
-
 def _import_call(p: _Planned) -> calls.Call[int]:
     ctx = context()
     created = now()
@@ -264,7 +258,7 @@ def _write_batch(
         elif old.ttl <= 0:
             report.skipped_expired += 1
         else:
-            uid = _user_of(old.data)
+            uid = user_of(old.data)
             tag = user_tag(uid) if uid is not None else legacy_tag(old.key)
             seen[member] = tag
             if report.dry_run:

@@ -36,11 +36,9 @@ from django.core.signals import request_finished, request_started
 from django.db.models.signals import post_delete, post_save
 from django.utils.crypto import constant_time_compare
 
-from .conf import charon_settings
+from .conf import ENGINE, charon_settings
 from .signals import REASON_DEACTIVATED, REASON_DELETED, REASON_PASSWORD_CHANGE
 
-ENGINE = "django_charon_sessions.engine"
-AUTH_USER_KEY = "_auth_user_id"
 #: Session key holding the Unix time of the sign-in (or of the last password check).
 AUTH_TIME_KEY = "_charon_auth_time"
 

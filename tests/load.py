@@ -45,7 +45,7 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 
 from django_charon_sessions import api
 from django_charon_sessions.codec import BadRecordError
-from django_charon_sessions.engine import SessionStore, context
+from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import SessionStoreError
 from django_charon_sessions.keyspace import (
     TAG_LENGTH,
@@ -55,6 +55,7 @@ from django_charon_sessions.keyspace import (
     record_pattern,
 )
 from django_charon_sessions.maintenance import cleanup
+from django_charon_sessions.state import context
 
 if TYPE_CHECKING:
     from collections.abc import Callable

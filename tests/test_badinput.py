@@ -24,7 +24,7 @@ from django.test import Client, override_settings
 
 from django_charon_sessions import api
 from django_charon_sessions.codec import MAC_LENGTH, Codec
-from django_charon_sessions.engine import SessionStore, context
+from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import RedisUnavailable
 from django_charon_sessions.keyspace import (
     KEY_LENGTH,
@@ -35,6 +35,7 @@ from django_charon_sessions.keyspace import (
     user_tag,
     user_tags,
 )
+from django_charon_sessions.state import context
 from tests.load import USERS, FigureLog, Figures, Load
 
 if TYPE_CHECKING:

@@ -21,8 +21,9 @@ from django.test import Client, override_settings
 
 from django_charon_sessions import api
 from django_charon_sessions.codec import MAC_LENGTH, BadRecordError, Codec, _mac, now
-from django_charon_sessions.engine import SessionStore, context
+from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import TAG_LENGTH, Keys
+from django_charon_sessions.state import context
 
 SECURITY = "django.security.SuspiciousSession"
 OLD_SECRET = "old-secret-key-0123456789-abcdefghijklmnop"
