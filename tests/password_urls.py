@@ -42,6 +42,9 @@ def change_only(request: HttpRequest) -> HttpResponse:
 async def achange(request: HttpRequest) -> HttpResponse:
     """An async password change that also saves the session itself, asynchronously."""
     user = await request.auser()
+    # Django 5.2's aupdate_session_auth_hash() reads request.user, which would
+    # load the user synchronously in an async view; give it the loaded one.
+    request.user = user
     user.set_password(request.POST["password"])  # type: ignore[union-attr]
     await user.asave()  # type: ignore[union-attr]
     await aupdate_session_auth_hash(request, user)
