@@ -439,7 +439,8 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
     """Deploy check: Redis is reachable, recent enough, and has the library."""
     if check_settings():
         return []  # the settings errors say what to fix first
-    from . import functions as fn
+    from . import calls
+    from . import library as fn
     from .client import describe_target, get_client
     from .exceptions import SessionStoreError
 
@@ -467,7 +468,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
         if fn.LIBRARY not in libraries:
             if not charon_settings.LOAD_FUNCTIONS:
                 return [_missing_library()]
-            fn.load_library(client)
+            calls.load_library(client)
     except (SessionStoreError, RedisError) as exc:
         return [
             _error(
@@ -482,7 +483,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
 
 def _probe_calls() -> list[CheckMessage]:
     """Save and delete a throwaway session: the rights every request needs."""
-    from . import functions as fn
+    from . import library as fn
     from .api import list_sessions
     from .client import describe_target
     from .engine import SessionStore
@@ -517,7 +518,7 @@ def _probe_calls() -> list[CheckMessage]:
 
 
 def _missing_library() -> Error:
-    from . import functions as fn
+    from . import library as fn
 
     return _error(
         f"The function library {fn.LIBRARY} is not loaded and LOAD_FUNCTIONS is False.",
@@ -560,7 +561,7 @@ def _server_versions(info: Any) -> list[str]:
 
 def _libraries(client: Any) -> set[str]:
     """Return the libraries loaded on every server (all primaries of a Cluster)."""
-    from . import functions as fn
+    from . import library as fn
 
     per_node = list(fn.libraries_per_node(client).values())
     return set.intersection(*per_node) if per_node else set()

@@ -34,7 +34,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from . import calls, receivers
-from . import functions as fn
+from . import calls as fn  # fn.get, fn.aget: plain GETs (sent like calls)
 from .client import get_async_client, get_client
 from .codec import BadRecordError, Codec, Record, now
 from .conf import charon_settings

@@ -14,7 +14,7 @@ import pytest
 from django.test import override_settings
 
 import django_charon_sessions
-from django_charon_sessions import checks, functions
+from django_charon_sessions import checks, library
 from tests.harness import RedisServer, free_port, require_redis, server_version
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def test_deploy_checks_run_with_deploy_alone_and_only_then():
 def test_deploy_check_passes_and_loads_the_library(backend):
     backend.admin.function_flush()
     assert checks.check_redis() == []
-    assert functions.LIBRARY in checks._libraries(backend.admin)
+    assert library.LIBRARY in checks._libraries(backend.admin)
 
 
 def test_deploy_check_reports_unreachable_redis():
@@ -254,7 +254,7 @@ def test_check_deploy_command_reports_a_missing_library(redis_server):
     result = check_deploy(redis_server.url, LOAD_FUNCTIONS=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert charon_ids(result) == ["django_charon_sessions.E104"]
-    assert functions.LIBRARY not in checks._libraries(admin), "the check loaded it anyway"
+    assert library.LIBRARY not in checks._libraries(admin), "the check loaded it anyway"
     admin.close()
 
 
@@ -271,5 +271,5 @@ def test_check_deploy_command_passes_on_a_healthy_redis(real_redis, request, top
     assert result.returncode == 0, result.stdout + result.stderr
     assert charon_ids(result) == []
     # The checks ran and did their work: the library is now on every primary.
-    assert functions.LIBRARY in checks._libraries(admin)
+    assert library.LIBRARY in checks._libraries(admin)
     admin.close()

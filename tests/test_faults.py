@@ -20,7 +20,7 @@ import pytest
 import redis
 from django.test import override_settings
 
-from django_charon_sessions import functions, maintenance
+from django_charon_sessions import calls, maintenance
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import SessionStoreError
 from tests.harness import RedisCluster, RedisServer, require_redis
@@ -249,7 +249,7 @@ def test_cleanup_survives_a_function_flush_between_load_and_sweep(make_server, m
         s = SessionStore()
         s.update({"_auth_user_id": "7", "a": 1})
         s.save()
-        real = functions.load_library
+        real = calls.load_library
         admin = server.client()
 
         flushed: list[bool] = []
@@ -260,7 +260,7 @@ def test_cleanup_survives_a_function_flush_between_load_and_sweep(make_server, m
                 flushed.append(True)
                 admin.function_flush()
 
-        monkeypatch.setattr(functions, "load_library", load_then_flush)
+        monkeypatch.setattr(calls, "load_library", load_then_flush)
         report = maintenance.cleanup()
         monkeypatch.undo()
         assert report.live_sessions == 1
