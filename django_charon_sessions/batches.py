@@ -169,8 +169,20 @@ async def aprepare(client: AsyncClient) -> None:
         await calls.aload_library(client)
 
 
-def _name(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+class _Names:
+    """Key names found by ``SCAN``, handed out ``size`` at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.rest: list[str] = []
+
+    def add(self, raw: Any) -> list[str] | None:
+        """Keep one name; return a full batch when there is one."""
+        self.rest.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+        if len(self.rest) < self.size:
+            return None
+        full, self.rest = self.rest, []
+        return full
 
 
 def scan(
@@ -180,27 +192,23 @@ def scan(
 
     ``SCAN``, never ``KEYS``: on a Cluster, every primary in turn.
     """
-    batch: list[str] = []
+    names = _Names(size)
     with translated():
         for raw in client.scan_iter(match=pattern, count=size, _type=kind):
-            batch.append(_name(raw))
-            if len(batch) >= size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+            if full := names.add(raw):
+                yield full
+    if names.rest:
+        yield names.rest
 
 
 async def ascan(
     client: AsyncClient, pattern: str, size: int, *, kind: str | None = "zset"
 ) -> AsyncIterator[list[str]]:
     """Async twin of :func:`scan`."""
-    batch: list[str] = []
+    names = _Names(size)
     with translated():
         async for raw in client.scan_iter(match=pattern, count=size, _type=kind):
-            batch.append(_name(raw))
-            if len(batch) >= size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+            if full := names.add(raw):
+                yield full
+    if names.rest:
+        yield names.rest

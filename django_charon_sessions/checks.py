@@ -488,6 +488,7 @@ def _probe_calls() -> list[CheckMessage]:
     from .client import describe_target
     from .engine import SessionStore
     from .exceptions import RedisUnavailable, SessionStoreError
+    from .keyspace import acl_key_pattern, key_prefix
 
     # Shaped like a signed-in session, so every function a request or the
     # admin calls runs once: save, load, exists (FCALL_RO), list (FCALL_RO),
@@ -510,7 +511,7 @@ def _probe_calls() -> list[CheckMessage]:
                 f"The Redis user cannot run the session functions: {exc}",
                 "Grant FCALL and FCALL_RO, and the commands the functions run "
                 f"({', '.join(fn.FUNCTION_COMMANDS)}), on keys "
-                f"'{charon_settings.KEY_PREFIX}:*'.",
+                f"'{acl_key_pattern(key_prefix())}'.",
                 105,
             )
         ]

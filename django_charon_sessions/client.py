@@ -237,59 +237,27 @@ def _pack(conn: Any, commands: Sequence[Command]) -> Any:
     return [b"".join([_hiredis_pack(command) for command in commands])]
 
 
-def _read_all(conn: Any, count: int) -> list[Any]:
-    # An error reply is read whole like any other; the rest are read too, so
-    # the connection stays in step, and the first error is raised after.
-    if count == 1:
-        return [conn.read_response()]
-    replies: list[Any] = []
-    error: rexc.ResponseError | None = None
-    for _ in range(count):
-        try:
-            replies.append(conn.read_response())
-        except rexc.ResponseError as exc:
-            error = error or exc
-            replies.append(exc)
-    if error is not None:
-        raise error
-    return replies
-
-
 def exchange(client: redis.Redis, commands: Sequence[Command]) -> list[Any]:
     """Send ``commands`` to a standalone server in one write; return their replies in order.
 
-    An error reply raises ``ResponseError`` once every reply was read. Any
-    other failure disconnects the connection (a reply may be left unread);
-    it always goes back to the pool.
+    An error reply raises ``ResponseError``. The connection is disconnected
+    if a reply may be left unread (after any other failure, or an error reply
+    with more to come); it always goes back to the pool.
     """
     pool: Any = client.connection_pool
     conn = pool.get_connection(*_NAME_ARGS)
     try:
         conn.send_packed_command(_pack(conn, commands), check_health=False)
-        return _read_all(conn, len(commands))
+        return [conn.read_response() for _ in commands]
     except rexc.ResponseError:
-        raise  # every reply was read: the connection is in step
+        if len(commands) > 1:
+            conn.disconnect()
+        raise
     except BaseException:
         conn.disconnect()
         raise
     finally:
         pool.release(conn)
-
-
-async def _aread_all(conn: Any, count: int) -> list[Any]:
-    if count == 1:
-        return [await conn.read_response()]
-    replies: list[Any] = []
-    error: rexc.ResponseError | None = None
-    for _ in range(count):
-        try:
-            replies.append(await conn.read_response())
-        except rexc.ResponseError as exc:
-            error = error or exc
-            replies.append(exc)
-    if error is not None:
-        raise error
-    return replies
 
 
 async def aexchange(client: redis.asyncio.Redis, commands: Sequence[Command]) -> list[Any]:
@@ -303,8 +271,10 @@ async def aexchange(client: redis.asyncio.Redis, commands: Sequence[Command]) ->
         raise rexc.ConnectionError(f"connection lost while connecting ({exc})") from exc
     try:
         await conn.send_packed_command(_pack(conn, commands), check_health=False)
-        return await _aread_all(conn, len(commands))
+        return [await conn.read_response() for _ in commands]
     except rexc.ResponseError:
+        if len(commands) > 1:
+            await conn.disconnect()
         raise
     except (TypeError, AttributeError) as exc:
         await conn.disconnect()

@@ -244,6 +244,11 @@ def tag_of_slot_key(key: str | bytes) -> str:
     return name[name.index("{") + 1 : name.index("}")]
 
 
+def retag(key: str, tag: str) -> str:
+    """Return the name ``key`` (``P:{T}...``) would have in the slot of ``tag``."""
+    return key.replace("{" + tag_of_slot_key(key) + "}", "{" + tag + "}", 1)
+
+
 def import_state_key(prefix: str, name: str) -> str:
     """Return a key of the importer's own state (its checkpoint, its source)."""
     return f"{prefix}:import:{name}"

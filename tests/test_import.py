@@ -18,7 +18,13 @@ from django.utils.crypto import get_random_string
 
 from django_charon_sessions import api, importer
 from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import Keys, is_engine_key, legacy_tag, member_of
+from django_charon_sessions.keyspace import (
+    Keys,
+    import_state_key,
+    is_engine_key,
+    legacy_tag,
+    member_of,
+)
 from tests.test_commands import run
 
 pytestmark = pytest.mark.django_db
@@ -400,7 +406,8 @@ def test_no_session_key_reaches_redis(backend, people):
     for key in every_key:
         for start in range(0, len(key) - 11):
             assert key[start : start + 12].encode() not in dump
-    checkpoint = backend.admin.get(f"{backend.config.get('KEY_PREFIX', 'charon')}:import:db")
+    prefix = backend.config.get("KEY_PREFIX", "charon")
+    checkpoint = backend.admin.get(import_state_key(prefix, "db"))
     assert checkpoint is not None and len(checkpoint) == len("at:xx")
     # Every key the import made expires by itself.
     assert all(backend.admin.pttl(key) > 0 for key in backend.keys())  # noqa: SIM118
