@@ -99,6 +99,9 @@ def _send(client: Any, commands: Sequence[Command]) -> list[Any]:
 def send(client: SyncClient, commands: Sequence[Command]) -> list[Any]:
     """Send a batch, per node on a Cluster; return the replies in order.
 
+    Replies are Redis's own (``b"OK"``, a flat ``WITHSCORES`` list) except
+    where a client without a pool needs redis-py's pipeline, which parses them.
+
     Raise the documented exception for a Redis error, and
     :class:`~.errors.LibraryMissing` if the library vanished.
     """
@@ -112,7 +115,11 @@ def send(client: SyncClient, commands: Sequence[Command]) -> list[Any]:
 
 
 async def asend(client: AsyncClient, commands: Sequence[Command]) -> list[Any]:
-    """Async twin of :func:`send` (a Cluster client's own pipeline splits it by node)."""
+    """Async twin of :func:`send`.
+
+    On a Cluster, redis-py's pipeline splits the batch by node (and parses
+    replies: read only those that are the same either way, as cleanup does).
+    """
     if not commands:
         return []
     target: Any = client

@@ -267,6 +267,32 @@ def test_cleanup_survives_a_function_flush_between_load_and_sweep(make_server, m
         assert dict(SessionStore(s.session_key).items()) == {"_auth_user_id": "7", "a": 1}
 
 
+async def test_async_cleanup_survives_a_function_flush_between_load_and_sweep(
+    make_server, monkeypatch
+):
+    """The same interleaving for aclear_expired(), which sends cleanup's batches too."""
+    server = make_server()
+    with override_settings(CHARON_SESSIONS=config(server.url)):
+        s = SessionStore()
+        s.update({"_auth_user_id": "7", "a": 1})
+        s.save()
+        real = calls.aload_library
+        admin = server.client()
+        flushes: list[bool] = []
+
+        async def load_then_flush(client: Any) -> None:
+            await real(client)
+            if not flushes:
+                flushes.append(True)
+                admin.function_flush()
+
+        monkeypatch.setattr(calls, "aload_library", load_then_flush)
+        report = await maintenance.acleanup()
+        monkeypatch.undo()
+        assert flushes and report.live_sessions == 1
+        assert dict(SessionStore(s.session_key).items()) == {"_auth_user_id": "7", "a": 1}
+
+
 # -- Redis Cluster: a primary fails over to its replica ----------------------------
 
 

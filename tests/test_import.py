@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from django_charon_sessions import api, importer
+from django_charon_sessions.codec import BadRecordError, Codec
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import (
     Keys,
@@ -432,3 +433,18 @@ def test_the_command_reports_refusals_removals_and_resumes(backend, people):
         "from the source: run it once more.\n"
     )
     assert [alive(k) for k in (gone, ended, stays)] == [False, False, True]
+
+
+def test_a_new_record_is_what_the_engine_would_seal_and_open():
+    """The importer's public way to seal (Codec.new_record), checked by the engine's codec."""
+    codec = Codec.from_settings()
+    member = member_of(old_key())
+    data = {"_auth_user_id": 7, "n": [1, 2]}
+    uid, created, record = codec.new_record(member, data)
+    opened = codec.open(member, record)
+    assert (uid, opened.user, opened.version) == ("7", "7", 1)
+    assert opened.created == opened.last_seen == created
+    assert codec.loads(opened.body) == data
+    assert codec.new_record(member, {"_auth_user_id": ""})[0] is None  # anonymous, as the engine
+    with pytest.raises(BadRecordError):
+        codec.open(member_of(old_key()), record)  # bound to its own session
