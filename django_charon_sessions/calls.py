@@ -5,13 +5,13 @@ that knows its ``KEYS`` and ``ARGV`` order. A stub returns a :class:`Call`;
 :func:`run` sends it on a sync client and :func:`arun` on an async one, so
 the engine, the api, cleanup and the importer share one path per function.
 
-On a standalone server a call takes a connection from the client's pool,
-sends the packed command and reads the reply itself: redis-py's generic
-command path (retries, hooks, response callbacks) costs several
-microseconds per call that a session store pays on every request. The pool
-still guards against forks and replaces a connection that died while idle.
-On a Cluster the call names the node of its key's slot and lets redis-py's
-cluster client follow ``MOVED``/``ASK`` and topology changes.
+On a standalone server a call is one :func:`.client.exchange`: redis-py's
+generic command path (retries, hooks, response callbacks) costs several
+microseconds per call that a session store pays on every request. On a
+Cluster the call names the node of its key's slot and lets redis-py's
+cluster client follow ``MOVED``/``ASK`` and topology changes. The few plain
+commands the engine needs (:func:`get`) take the same path. Cleanup and the
+importer send the same calls many at a time (:mod:`.batches`).
 
 Nothing is retried once it was sent: a write that timed out may have been
 applied (see docs/design.md). Only "function not found" loads the library and
