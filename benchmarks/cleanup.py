@@ -37,10 +37,9 @@ def seed(client, users: int, entries: int, live: int) -> None:
     live entry has a record; the sweep only asks whether it exists, so its
     value is a header with no valid seal behind it.
     """
-    from django_charon_sessions.conf import charon_settings
-    from django_charon_sessions.keyspace import UserKeys, random_tag
+    from django_charon_sessions.keyspace import UserKeys, key_prefix, random_tag
 
-    prefix = charon_settings.KEY_PREFIX
+    prefix = key_prefix()
     now_s = int(time.time())
     now_ms = now_s * 1000
     later_ms = now_ms + 3_600_000

@@ -40,9 +40,9 @@ CHUNK = 5_000
 def redis_names(engine: Engine, session_key: str) -> list[str]:
     """Every Redis key one session of ``engine`` uses (its index and metadata too)."""
     if engine.name == "charon":
-        from django_charon_sessions.keyspace import Keys
+        from django_charon_sessions.keyspace import Keys, key_prefix
 
-        keys = Keys.for_session("charon", session_key)
+        keys = Keys.for_session(key_prefix(), session_key)
         return [keys.record, keys.index, keys.meta]
     if engine.name == "floor":
         return ["floor:" + session_key]
@@ -57,11 +57,10 @@ def _rename(engine: Engine, names: list[str]) -> list[str]:
     if engine.name == "charon":
         # A new tag: the copy is another user's session (index and metadata
         # included), consistent and verifiable (the MACs bind the member).
-        from django_charon_sessions.keyspace import random_tag
+        from django_charon_sessions.keyspace import random_tag, retag
 
-        old = names[0].split("{", 1)[1].split("}", 1)[0]
         tag = random_tag()
-        return [n.replace("{" + old + "}", "{" + tag + "}") for n in names]
+        return [retag(n, tag) for n in names]
     suffix = secrets.token_hex(16)
     return [n[:-32] + suffix for n in names]
 
@@ -135,7 +134,7 @@ def _fill_charon(admin: redis.Redis, session: dict[str, Any], count: int) -> lis
 
     from django_charon_sessions import calls
     from django_charon_sessions.codec import now
-    from django_charon_sessions.keyspace import KEY_LENGTH, Keys, is_engine_key
+    from django_charon_sessions.keyspace import KEY_LENGTH, Keys, is_engine_key, key_prefix
     from django_charon_sessions.state import context
 
     ctx = context()
@@ -148,7 +147,7 @@ def _fill_charon(admin: redis.Redis, session: dict[str, Any], count: int) -> lis
     for i in range(count):
         # 40 characters of [a-z2-7]: a random tag and a random rest.
         key = base64.b32encode(os.urandom(25)).decode("ascii").lower()[:KEY_LENGTH]
-        names = Keys.for_session(ctx.prefix, key)
+        names = Keys.for_session(key_prefix(), key)
         record = ctx.codec.record(names.member, uid, created, body, 1, created)
         call = calls.create(names, ttl, uid, created, record, "", ctx.absolute, ctx.limit)
         pipe.execute_command(*call.command())

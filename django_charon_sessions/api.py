@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
 from . import calls
-from . import functions as fn
 from .agents import describe_user_agent
 from .client import get_async_client, get_client
-from .conf import charon_settings
-from .keyspace import UserKeys, is_valid_member, member_of, user_key_pattern, user_tags
+from .errors import translated
+from .keyspace import UserKeys, index_pattern, is_valid_member, key_prefix, member_of, user_tags
 from .signals import REASON_LOGOUT_EVERYWHERE, REASON_REVOKED, send_ended
 
 if TYPE_CHECKING:
@@ -86,12 +83,8 @@ def public_id(session_key: str) -> str:
     return member_of(session_key)
 
 
-def _prefix() -> str:
-    return charon_settings.KEY_PREFIX
-
-
 def _user_keys(user: Any) -> list[UserKeys]:
-    return [UserKeys.for_tag(_prefix(), tag) for tag in user_tags(user_id_of(user))]
+    return [UserKeys.for_tag(key_prefix(), tag) for tag in user_tags(user_id_of(user))]
 
 
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
@@ -264,7 +257,7 @@ async def aend_sessions(
 
 
 def _index_pattern() -> str:
-    return user_key_pattern(_prefix(), "i")
+    return index_pattern(key_prefix())
 
 
 def _since(active_within: timedelta | None) -> int:
@@ -281,12 +274,10 @@ def session_stats(active_within: timedelta | None = None) -> SessionStats:
     client: Any = get_client()
     since = _since(active_within)
     sessions = users = active = 0
-    try:
+    with translated():
         for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
             live, seen = calls.run(client, calls.stats(UserKeys.for_index(index), since))
             sessions, users, active = sessions + live, users + (live > 0), active + seen
-    except RedisError as exc:
-        raise fn.translate(exc) from exc
     return SessionStats(sessions, users, active if active_within is not None else None)
 
 
@@ -295,13 +286,11 @@ async def asession_stats(active_within: timedelta | None = None) -> SessionStats
     client: Any = get_async_client()
     since = _since(active_within)
     sessions = users = active = 0
-    try:
+    with translated():
         async for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
             call = calls.stats(UserKeys.for_index(index), since)
             live, seen = await calls.arun(client, call)
             sessions, users, active = sessions + live, users + (live > 0), active + seen
-    except RedisError as exc:
-        raise fn.translate(exc) from exc
     return SessionStats(sessions, users, active if active_within is not None else None)
 
 
@@ -313,11 +302,9 @@ def end_all_users(*, reason: str = "all_users") -> tuple[int, int]:
     """
     client: Any = get_client()
     sessions = users = 0
-    try:
+    with translated():
         for index in client.scan_iter(match=_index_pattern(), count=1000, _type="zset"):
             ended = calls.run(client, calls.end_all(UserKeys.for_index(index)))
             sessions, users = sessions + ended, users + (ended > 0)
-    except RedisError as exc:
-        raise fn.translate(exc) from exc
     send_ended(None, "*", sessions, reason)
     return sessions, users

@@ -5,13 +5,13 @@ that knows its ``KEYS`` and ``ARGV`` order. A stub returns a :class:`Call`;
 :func:`run` sends it on a sync client and :func:`arun` on an async one, so
 the engine, the api, cleanup and the importer share one path per function.
 
-On a standalone server a call takes a connection from the client's pool,
-sends the packed command and reads the reply itself: redis-py's generic
-command path (retries, hooks, response callbacks) costs several
-microseconds per call that a session store pays on every request. The pool
-still guards against forks and replaces a connection that died while idle.
-On a Cluster the call names the node of its key's slot and lets redis-py's
-cluster client follow ``MOVED``/``ASK`` and topology changes.
+On a standalone server a call is one :func:`.client.exchange`: redis-py's
+generic command path (retries, hooks, response callbacks) costs several
+microseconds per call that a session store pays on every request. On a
+Cluster the call names the node of its key's slot and lets redis-py's
+cluster client follow ``MOVED``/``ASK`` and topology changes. The few plain
+commands the engine needs (:func:`get`) take the same path. Cleanup and the
+importer send the same calls many at a time (:mod:`.batches`).
 
 Nothing is retried once it was sent: a write that timed out may have been
 applied (see docs/design.md). Only "function not found" loads the library and
@@ -20,15 +20,14 @@ sends the call once more, since nothing ran.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import redis
 import redis.exceptions as rexc
 
-from . import functions as fn
-from .client import is_cluster
+from .client import aexchange, exchange, is_cluster, transport_gone
 from .conf import charon_settings
+from .errors import is_missing, missing_error, translate
+from .library import SOURCE, function_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -37,17 +36,6 @@ if TYPE_CHECKING:
     from .keyspace import Keys, UserKeys
 
 T = TypeVar("T")
-
-# hiredis is optional; imported by name so type checking needs no stubs for it.
-try:
-    _hiredis_pack: Any = importlib.import_module("hiredis").pack_command
-except ImportError:  # pragma: no cover - tested without hiredis in CI's lint env only
-    _hiredis_pack = None
-
-# redis-py before 5.3 wants a command name in get_connection().
-_NAME_ARGS: tuple[str, ...] = (
-    ("FCALL",) if tuple(int(p) for p in redis.__version__.split(".")[:2]) < (5, 3) else ()
-)
 
 
 class Call(Generic[T]):
@@ -75,15 +63,16 @@ class Call(Generic[T]):
         return (verb, self.function, len(self.keys), *self.keys, *self.args)
 
 
+class _Plain(Call[T]):
+    """A plain command on one key (``function`` is the command's name)."""
+
+    __slots__ = ()
+
+    def command(self) -> tuple[Any, ...]:
+        return (self.function, *self.keys, *self.args)
+
+
 # -- sending ------------------------------------------------------------------
-
-
-def _pack(conn: Any, command: tuple[Any, ...]) -> Any:
-    # hiredis packs the whole command in C; redis-py's own packer (also what
-    # its hiredis serializer does first) looks at every argument in Python.
-    if _hiredis_pack is not None:
-        return [_hiredis_pack(command)]
-    return conn.pack_command(*command)
 
 
 def _send(client: Any, call: Call[Any]) -> Any:
@@ -92,20 +81,9 @@ def _send(client: Any, call: Call[Any]) -> Any:
         # Naming the node skips redis-py's COMMAND GETKEYS round trip.
         node = client.get_node_from_key(call.keys[0])
         return client.execute_command(*command, target_nodes=node)
-    pool = getattr(client, "connection_pool", None)
-    if pool is None:  # a client of another kind, from CONNECTION_FACTORY
-        return client.execute_command(*command)
-    conn = pool.get_connection(*_NAME_ARGS)
-    try:
-        conn.send_packed_command(_pack(conn, command), check_health=False)
-        return conn.read_response()
-    except rexc.ResponseError:
-        raise  # an error reply was read whole: the connection is in step
-    except BaseException:
-        conn.disconnect()  # a reply may be left unread
-        raise
-    finally:
-        pool.release(conn)
+    if getattr(client, "connection_pool", None) is None:
+        return client.execute_command(*command)  # a client of another kind, from CONNECTION_FACTORY
+    return exchange(client, (command,))[0]
 
 
 async def _asend(client: Any, call: Call[Any]) -> Any:
@@ -116,47 +94,19 @@ async def _asend(client: Any, call: Call[Any]) -> Any:
             node = client.get_node_from_key(call.keys[0])
             return await client.execute_command(*command, target_nodes=node)
         except (TypeError, AttributeError) as exc:
-            if not _transport_gone(exc):
+            if not transport_gone(exc):
                 raise
             raise rexc.ConnectionError(f"connection lost ({exc})") from exc
-    pool = getattr(client, "connection_pool", None)
-    if pool is None:
+    if getattr(client, "connection_pool", None) is None:
         return await client.execute_command(*command)
-    try:
-        conn = await pool.get_connection(*_NAME_ARGS)
-    except (TypeError, AttributeError) as exc:
-        if not _transport_gone(exc):
-            raise
-        raise rexc.ConnectionError(f"connection lost while connecting ({exc})") from exc
-    try:
-        await conn.send_packed_command(_pack(conn, command), check_health=False)
-        return await conn.read_response()
-    except rexc.ResponseError:
-        raise
-    except (TypeError, AttributeError) as exc:
-        await conn.disconnect()
-        if not _transport_gone(exc):
-            raise
-        raise rexc.ConnectionError(f"connection lost while sending ({exc})") from exc
-    except BaseException:  # including cancellation: a reply may be left unread
-        await conn.disconnect()
-        raise
-    finally:
-        await pool.release(conn)
-
-
-def _transport_gone(exc: Exception) -> bool:
-    # redis-py's asyncio connection fails this way (older releases more often)
-    # when the server goes away while it connects or writes: its transport is
-    # already gone (None). That is a lost connection, nothing else.
-    return "'NoneType' object" in str(exc)
+    return (await aexchange(client, (command,)))[0]
 
 
 def _missing(exc: rexc.ResponseError) -> None:
-    if not fn.is_missing(exc):
+    if not is_missing(exc):
         raise exc
     if not charon_settings.LOAD_FUNCTIONS:
-        raise fn.missing_error() from exc
+        raise missing_error() from exc
 
 
 def run(client: SyncClient, call: Call[T]) -> T:
@@ -166,10 +116,10 @@ def run(client: SyncClient, call: Call[T]) -> T:
             reply = _send(client, call)
         except rexc.ResponseError as exc:
             _missing(exc)
-            fn.load_library(client)
+            load_library(client)
             reply = _send(client, call)
     except rexc.RedisError as exc:
-        raise fn.translate(exc) from exc
+        raise translate(exc) from exc
     return call.parse(reply)
 
 
@@ -180,11 +130,27 @@ async def arun(client: AsyncClient, call: Call[T]) -> T:
             reply = await _asend(client, call)
         except rexc.ResponseError as exc:
             _missing(exc)
-            await fn.aload_library(client)
+            await aload_library(client)
             reply = await _asend(client, call)
     except rexc.RedisError as exc:
-        raise fn.translate(exc) from exc
+        raise translate(exc) from exc
     return call.parse(reply)
+
+
+def load_library(client: SyncClient) -> None:
+    """Load the library on every primary (replacing an identical copy)."""
+    try:
+        client.function_load(SOURCE, replace=True)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
+
+
+async def aload_library(client: AsyncClient) -> None:
+    """Async twin of :func:`load_library`."""
+    try:
+        await client.function_load(SOURCE, replace=True)
+    except rexc.RedisError as exc:
+        raise translate(exc) from exc
 
 
 # -- replies ------------------------------------------------------------------
@@ -206,22 +172,39 @@ def _ints(reply: Any) -> list[int]:
     return [int(r) for r in reply]
 
 
+def _value(reply: Any) -> bytes | None:
+    return reply.encode() if isinstance(reply, str) else reply
+
+
+# -- plain commands ---------------------------------------------------------------
+
+
+def get(client: SyncClient, key: str) -> bytes | None:
+    """GET ``key`` (no function call: a key that names where a session is)."""
+    return run(client, _Plain("GET", (key,), (), _value))
+
+
+async def aget(client: AsyncClient, key: str) -> bytes | None:
+    """Async twin of :func:`get`."""
+    return await arun(client, _Plain("GET", (key,), (), _value))
+
+
 # -- one stub per function ------------------------------------------------------
 
-LOAD = fn.function_name("load")
-EXISTS = fn.function_name("exists")
-CREATE = fn.function_name("create")
-SAVE = fn.function_name("save")
-CYCLE = fn.function_name("cycle")
-DELETE = fn.function_name("delete")
-LIST = fn.function_name("list")
-END_ONE = fn.function_name("end_one")
-END_ALL = fn.function_name("end_all")
-STATS = fn.function_name("stats")
-PURGE = fn.function_name("purge")
-SWEEP = fn.function_name("sweep")
-IMPORT = fn.function_name("import")
-RETRACT = fn.function_name("retract")
+LOAD = function_name("load")
+EXISTS = function_name("exists")
+CREATE = function_name("create")
+SAVE = function_name("save")
+CYCLE = function_name("cycle")
+DELETE = function_name("delete")
+LIST = function_name("list")
+END_ONE = function_name("end_one")
+END_ALL = function_name("end_all")
+STATS = function_name("stats")
+PURGE = function_name("purge")
+SWEEP = function_name("sweep")
+IMPORT = function_name("import")
+RETRACT = function_name("retract")
 
 
 def load(keys: Keys, touch: int, absolute: int, facts: str) -> Call[bytes | None]:

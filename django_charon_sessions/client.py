@@ -1,15 +1,22 @@
-"""Redis connections, sync and async, made from ``CHARON_SESSIONS``.
+"""Redis connections, sync and async, made from ``CHARON_SESSIONS``, and one round trip on them.
 
 Clients are created on first use and kept per process (sync) or per event
 loop (async, because a ``redis.asyncio`` connection belongs to the loop that
 opened it). Changing the relevant settings, as ``override_settings`` does,
 drops them.
+
+:func:`exchange` (and :func:`aexchange`) sends commands on a connection of a
+client's pool in one write and reads their replies, skipping redis-py's
+generic command path (retries, hooks, response callbacks): the engine's
+single calls and the batches of cleanup and import share it. The pool still
+guards against forks and replaces a connection that died while idle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import weakref
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +25,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+import redis.exceptions as rexc
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -28,10 +36,12 @@ from redis.retry import Retry
 from .conf import charon_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 SyncClient: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
+#: A command as sent: its name and arguments.
+Command: TypeAlias = "tuple[Any, ...]"
 
 _sync_client: SyncClient | None = None
 # Whether this module built _sync_client (and so may close it).
@@ -201,3 +211,88 @@ def reset() -> None:
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in {"CHARON_SESSIONS", "CACHES"}:
         reset()
+
+
+# -- one round trip -------------------------------------------------------------
+
+# hiredis is optional; imported by name so type checking needs no stubs for it.
+try:
+    _hiredis_pack: Any = importlib.import_module("hiredis").pack_command
+except ImportError:  # pragma: no cover - tested without hiredis in CI's lint env only
+    _hiredis_pack = None
+
+# redis-py before 5.3 wants a command name in get_connection().
+_NAME_ARGS: tuple[str, ...] = (
+    ("FCALL",) if tuple(int(p) for p in redis.__version__.split(".")[:2]) < (5, 3) else ()
+)
+
+
+def _pack(conn: Any, commands: Sequence[Command]) -> Any:
+    # hiredis packs a whole command in C; redis-py's own packer (also what
+    # its hiredis serializer does first) looks at every argument in Python.
+    if _hiredis_pack is None:
+        return conn.pack_commands(commands)
+    if len(commands) == 1:
+        return [_hiredis_pack(commands[0])]
+    return [b"".join([_hiredis_pack(command) for command in commands])]
+
+
+def exchange(client: redis.Redis, commands: Sequence[Command]) -> list[Any]:
+    """Send ``commands`` to a standalone server in one write; return their replies in order.
+
+    An error reply raises ``ResponseError``. The connection is disconnected
+    if a reply may be left unread (after any other failure, or an error reply
+    with more to come); it always goes back to the pool.
+    """
+    pool: Any = client.connection_pool
+    conn = pool.get_connection(*_NAME_ARGS)
+    try:
+        conn.send_packed_command(_pack(conn, commands), check_health=False)
+        return [conn.read_response() for _ in commands]
+    except rexc.ResponseError:
+        if len(commands) > 1:
+            conn.disconnect()
+        raise
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+
+
+async def aexchange(client: redis.asyncio.Redis, commands: Sequence[Command]) -> list[Any]:
+    """Async twin of :func:`exchange`."""
+    pool: Any = client.connection_pool
+    try:
+        conn = await pool.get_connection(*_NAME_ARGS)
+    except (TypeError, AttributeError) as exc:
+        if not transport_gone(exc):
+            raise
+        raise rexc.ConnectionError(f"connection lost while connecting ({exc})") from exc
+    try:
+        await conn.send_packed_command(_pack(conn, commands), check_health=False)
+        return [await conn.read_response() for _ in commands]
+    except rexc.ResponseError:
+        if len(commands) > 1:
+            await conn.disconnect()
+        raise
+    except (TypeError, AttributeError) as exc:
+        await conn.disconnect()
+        if not transport_gone(exc):
+            raise
+        raise rexc.ConnectionError(f"connection lost while sending ({exc})") from exc
+    except BaseException:  # including cancellation: a reply may be left unread
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+
+
+def transport_gone(exc: Exception) -> bool:
+    """Return whether ``exc`` is how an asyncio connection fails once the server went away.
+
+    redis-py's asyncio connection fails this way (older releases more often)
+    when the server goes away while it connects or writes: its transport is
+    already gone (None). That is a lost connection, nothing else.
+    """
+    return "'NoneType' object" in str(exc)

@@ -29,7 +29,11 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
 from django.core import signing
+from django.utils.module_loading import import_string
+
+from .keyspace import key_prefix
 
 MAC_LENGTH = 16
 
@@ -79,11 +83,24 @@ def _mac_from(state: Any, member: bytes, user: bytes, created: int, body: bytes)
     return h.digest()[:MAC_LENGTH]  # type: ignore[no-any-return]
 
 
+def user_of(data: dict[str, Any]) -> str | None:
+    """Return the user id a record of session ``data`` is bound to; None for anonymous."""
+    uid = data.get(AUTH_USER_KEY)
+    # An empty id names no user (Django finds none): the session is anonymous.
+    return None if uid is None or uid == "" else str(uid)
+
+
 class Codec:
     """Serialize, seal, verify and parse the records of one configuration."""
 
+    @classmethod
+    def from_settings(cls) -> Codec:
+        """Return the codec of the current ``SESSION_SERIALIZER``, secrets and key prefix."""
+        return cls(import_string(settings.SESSION_SERIALIZER)(), key_prefix())
+
     def __init__(self, serializer: Any, prefix: str) -> None:
         self.serializer = serializer
+        self.prefix = prefix
         self.json = type(serializer) in _JSON_SERIALIZERS
         self.key = _mac_key(str(settings.SECRET_KEY), prefix)
         self._state = hmac.new(self.key, digestmod=hashlib.sha256)
@@ -126,6 +143,15 @@ class Codec:
         uid = (user or "").encode()
         mac = _mac_from(self._state, member.encode(), uid, created, body)
         return b"%010d,%d,%d,%d:%s%s%s" % (seen, version, created, len(uid), uid, mac, body)
+
+    def new_record(self, member: str, data: dict[str, Any]) -> tuple[str | None, int, bytes]:
+        """Seal ``data`` as the first version of session ``member``, created now.
+
+        Return its user id (see :func:`user_of`), creation time and the whole
+        record, ready for the ``create`` or ``import`` function.
+        """
+        user, created = user_of(data), now()
+        return user, created, self.record(member, user, created, self.dumps(data), 1, created)
 
     def open(self, member: str, value: bytes) -> Record:
         """Parse and verify a stored record; raise :class:`BadRecordError` if it fails."""

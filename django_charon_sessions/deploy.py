@@ -19,13 +19,15 @@ from django.core.checks import CheckMessage, Error
 from django.core.checks import register as register_check
 from redis.exceptions import NoPermissionError, RedisError
 
-from . import functions as fn
+from . import calls
+from . import library as fn
 from .api import list_sessions
 from .checks import check_settings
 from .client import describe_target, get_client
 from .conf import charon_settings
 from .engine import SessionStore
 from .exceptions import RedisUnavailable, SessionStoreError
+from .keyspace import acl_key_pattern, key_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -86,7 +88,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
                         "Load it ahead of time as described in the operations docs.",
                     )
                 ]
-            fn.load_library(client)
+            calls.load_library(client)
     except (SessionStoreError, RedisError) as exc:
         return [
             _error(
@@ -127,7 +129,7 @@ def _probe_calls() -> list[CheckMessage]:
                 f"The Redis user cannot run the session functions: {exc}",
                 "Grant FCALL and FCALL_RO, and the commands the functions run "
                 f"({', '.join(fn.FUNCTION_COMMANDS)}), on keys "
-                f"'{charon_settings.KEY_PREFIX}:*'.",
+                f"'{acl_key_pattern(key_prefix())}'.",
             )
         ]
     return []

@@ -27,13 +27,13 @@ from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 
 from . import calls, plans, receivers
-from . import functions as fn
 from .client import get_async_client, get_client
+from .codec import user_of
 from .exceptions import RedisUnavailable
 from .keyspace import is_valid_session_key, new_session_key, random_tag
 from .maintenance import acleanup, cleanup
 from .plans import SAVE_ATTEMPTS
-from .state import Stored, context, user_of
+from .state import Stored, context
 
 if TYPE_CHECKING:
     from .keyspace import Keys
@@ -109,13 +109,13 @@ class SessionStore(SessionBase):
         self._stored.fail_fast()
         alias = target.alias()
         if alias is not None:
-            target.resolved(fn.get(get_client(), alias))
+            target.resolved(calls.get(get_client(), alias))
 
     async def _aresolve(self, target: Stored) -> None:
         self._stored.fail_fast()
         alias = target.alias()
         if alias is not None:
-            target.resolved(await fn.aget(get_async_client(), alias))
+            target.resolved(await calls.aget(get_async_client(), alias))
 
     # -- load -------------------------------------------------------------
 

@@ -37,19 +37,19 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from redis.exceptions import RedisError
 
-from . import calls
-from . import functions as fn
-from .client import get_client, is_cluster
-from .codec import now
+from . import batches, calls
+from .client import get_client
+from .codec import Codec, user_of
 from .conf import charon_settings
+from .errors import translated
 from .exceptions import SessionStoreError
 from .keyspace import (
     Keys,
     alias_key,
     import_state_key,
     is_legacy_key,
+    key_prefix,
     ledger_key,
     ledger_pattern,
     legacy_tag,
@@ -57,7 +57,6 @@ from .keyspace import (
     tag_of_slot_key,
     user_tag,
 )
-from .state import context, user_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -182,27 +181,6 @@ def _cache_batches(alias: str, cursor: str, size: int) -> Iterator[tuple[list[Ol
 # -- writing -------------------------------------------------------------------
 
 
-def _execute(client: Any, commands: list[tuple[str, list[Any]]]) -> list[Any]:
-    """Run commands pipelined, per node on a Cluster; return replies in order."""
-    if not is_cluster(client):
-        pipe = client.pipeline(transaction=False)
-        for _, command in commands:
-            pipe.execute_command(*command)
-        return list(pipe.execute())
-    groups: dict[str, tuple[Any, list[int]]] = {}
-    for n, (key, _) in enumerate(commands):
-        node = client.get_node_from_key(key)
-        groups.setdefault(node.name, (client.get_redis_connection(node), []))[1].append(n)
-    replies: list[Any] = [None] * len(commands)
-    for node_client, positions in groups.values():
-        pipe = node_client.pipeline(transaction=False)
-        for n in positions:
-            pipe.execute_command(*commands[n][1])
-        for n, reply in zip(positions, pipe.execute(), strict=True):
-            replies[n] = reply
-    return replies
-
-
 def _keep_ms() -> int:
     # How long a ledger (and an alias) outlives the last pass that wrote it:
     # longer than any sequence of passes needs, bounded by the cookie's age.
@@ -217,16 +195,18 @@ class _Planned:
     keys: Keys
 
 
-def _import_call(p: _Planned) -> calls.Call[int]:
-    ctx = context()
-    created = now()
+def _import_call(p: _Planned, codec: Codec, prefix: str) -> calls.Call[int]:
     assert p.old.data is not None
-    body = ctx.codec.dumps(p.old.data)
-    record = ctx.codec.record(p.keys.member, p.uid, created, body, 1, created)
-    ledger = ledger_key(ctx.prefix, p.tag)
-    ttl_ms = p.old.ttl * 1000
+    uid, created, record = codec.new_record(p.keys.member, p.old.data)
     return calls.import_session(
-        p.keys, ledger, ttl_ms, p.uid, created, record, ctx.absolute, _keep_ms()
+        p.keys,
+        ledger_key(prefix, p.tag),
+        p.old.ttl * 1000,
+        uid,
+        created,
+        record,
+        charon_settings.ABSOLUTE_MAX_AGE,
+        _keep_ms(),
     )
 
 
@@ -245,7 +225,7 @@ def _write_batch(
     client: Any, batch: list[OldSession], report: ImportReport, seen: dict[str, str | None]
 ) -> None:
     """Import one batch; record in ``seen`` each member read and the slot it belongs in."""
-    prefix = context().prefix
+    prefix = key_prefix()
     planned: list[_Planned] = []
     for old in batch:
         if not is_legacy_key(old.key):
@@ -267,8 +247,9 @@ def _write_batch(
                 planned.append(_Planned(old, uid, tag, Keys.for_member(prefix, tag, member)))
     if not planned:
         return
-    replies = _execute(client, [(p.keys.record, list(_import_call(p).command())) for p in planned])
-    aliases: list[tuple[str, list[Any]]] = []
+    codec = Codec.from_settings()
+    replies = batches.send(client, [_import_call(p, codec, prefix).command() for p in planned])
+    aliases: list[tuple[Any, ...]] = []
     keep_ms = _keep_ms()
     for p, raw in zip(planned, replies, strict=True):
         reply = int(raw)
@@ -279,29 +260,16 @@ def _write_batch(
             # so a session the engine keeps alive stays reachable.
             alias = alias_key(prefix, p.old.key)
             px = max(p.old.ttl * 1000, keep_ms)
-            aliases.append((alias, ["SET", alias, p.tag, "PX", px]))
-    if aliases:
-        _execute(client, aliases)
+            aliases.append(("SET", alias, p.tag, "PX", px))
+    batches.send(client, aliases)
 
 
 # -- sessions gone from the source ----------------------------------------------
 
 
-def _ledger_names(client: Any) -> Iterator[list[str]]:
-    pattern = ledger_pattern(context().prefix)
-    names: list[str] = []
-    for raw in client.scan_iter(match=pattern, count=1000, _type="zset"):
-        names.append(raw.decode() if isinstance(raw, bytes) else str(raw))
-        if len(names) >= LEDGER_BATCH:
-            yield names
-            names = []
-    if names:
-        yield names
-
-
 def _members(client: Any, names: list[str]) -> list[list[tuple[str, float]]]:
     """Return each ledger's (member, score) pairs, pipelined per node."""
-    replies = _execute(client, [(n, ["ZRANGE", n, 0, -1, "WITHSCORES"]) for n in names])
+    replies = batches.send(client, [("ZRANGE", n, 0, -1, "WITHSCORES") for n in names])
     out = []
     for reply in replies:
         flat: list[Any] = []
@@ -327,15 +295,16 @@ def _gone(
 
 
 def _retract_gone(client: Any, seen: dict[str, str | None], report: ImportReport) -> None:
-    prefix = context().prefix
-    for names in _ledger_names(client):
+    prefix = key_prefix()
+    for names in batches.scan(client, ledger_pattern(prefix), LEDGER_BATCH):
         gone = list(_gone(names, _members(client, names), seen))
         if report.dry_run:
             report.removed += len(gone)
             continue
         planned = [(Keys.for_member(prefix, tag, m), ledger_key(prefix, tag)) for tag, m in gone]
-        commands = [(k.record, list(calls.retract(k, ledger).command())) for k, ledger in planned]
-        for raw in _execute(client, commands) if commands else []:
+        for raw in batches.send(
+            client, [calls.retract(k, ledger).command() for k, ledger in planned]
+        ):
             reply = int(raw)
             report.removed += reply == 1
             report.kept += reply == 2
@@ -347,8 +316,8 @@ def _retract_gone(client: Any, seen: dict[str, str | None], report: ImportReport
 def _claim_source(client: Any, source: str) -> None:
     """Refuse a second source: each pass would remove the other's sessions as gone."""
     table = "cache" if source == "cache" else "db"  # db and cached_db read one table
-    key = import_state_key(context().prefix, "source")
-    claimed = fn.get(client, key)
+    key = import_state_key(key_prefix(), "source")
+    claimed = calls.get(client, key)
     if claimed is not None and claimed.decode() != table:
         raise ImportSourceError(
             f"Sessions were imported from {claimed.decode()!r} into this Redis; importing "
@@ -359,7 +328,7 @@ def _claim_source(client: Any, source: str) -> None:
 
 
 def _read_checkpoint(client: Any, key: str) -> str:
-    raw = fn.get(client, key)
+    raw = calls.get(client, key)
     value = raw.decode() if raw else ""
     return value[len(_CHECKPOINT_MARK) :] if value.startswith(_CHECKPOINT_MARK) else ""
 
@@ -382,21 +351,20 @@ def import_sessions(
     """
     client: Any = get_client()
     report = ImportReport(source=source, dry_run=dry_run)
-    checkpoint = import_state_key(charon_settings.KEY_PREFIX, source)
+    checkpoint = import_state_key(key_prefix(), source)
     seen: dict[str, str | None] = {}
-    try:
+    with translated():
         if not dry_run:
-            if charon_settings.LOAD_FUNCTIONS:
-                fn.load_library(client)  # pipelines cannot load it on demand
+            batches.prepare(client)
             _claim_source(client, source)
         position = "" if restart or dry_run else _read_checkpoint(client, checkpoint)
         report.resumed = bool(position)
-        batches = (
+        source_batches = (
             _cache_batches(cache_alias, position, batch_size)
             if source == "cache"
             else _db_batches(position, batch_size)
         )
-        for batch, position in batches:
+        for batch, position in source_batches:
             _write_batch(client, batch, report, seen)
             if not dry_run:
                 client.set(checkpoint, _CHECKPOINT_MARK + position, px=_keep_ms())
@@ -410,6 +378,4 @@ def import_sessions(
         if not dry_run:
             client.delete(checkpoint)
         report.finished = True
-    except RedisError as exc:
-        raise fn.translate(exc) from exc
     return report

@@ -75,6 +75,14 @@ def is_legacy_key(value: object) -> bool:
     return isinstance(value, str) and len(value) == 32 and _LEGACY_RE.match(value) is not None
 
 
+def key_prefix() -> str:
+    """Return the prefix of every key: ``KEY_PREFIX`` (with a parallel test worker's suffix).
+
+    Every key name below takes this prefix; read it here, nowhere else.
+    """
+    return charon_settings.KEY_PREFIX
+
+
 def _b32(digest: bytes) -> str:
     return base64.b32encode(digest).decode("ascii").lower()[:TAG_LENGTH]
 
@@ -199,7 +207,7 @@ class UserKeys:
         """Return the keys of the user whose index (or ended set) key SCAN found."""
         name = index.decode() if isinstance(index, bytes) else index
         base = name[:-1]  # "P:{T}:" of "P:{T}:i"
-        return cls(name[name.index("{") + 1 : name.index("}")], base + "i", base + "m", base + "x")
+        return cls(tag_of_slot_key(name), base + "i", base + "m", base + "x")
 
     def record(self, member: str) -> str:
         """Return the key of the session record ``member`` of this tag."""
@@ -227,13 +235,18 @@ def ledger_key(prefix: str, tag: str) -> str:
 
 def ledger_pattern(prefix: str) -> str:
     """Return the SCAN pattern of every slot's import ledger."""
-    return user_key_pattern(prefix, "l")
+    return _slot_kind_pattern(prefix, "l")
 
 
 def tag_of_slot_key(key: str | bytes) -> str:
     """Return the tag ``T`` of a key named ``P:{T}...``."""
     name = key.decode() if isinstance(key, bytes) else key
     return name[name.index("{") + 1 : name.index("}")]
+
+
+def retag(key: str, tag: str) -> str:
+    """Return the name ``key`` (``P:{T}...``) would have in the slot of ``tag``."""
+    return key.replace("{" + tag_of_slot_key(key) + "}", "{" + tag + "}", 1)
 
 
 def import_state_key(prefix: str, name: str) -> str:
@@ -246,6 +259,29 @@ def record_pattern(prefix: str) -> str:
     return f"{prefix}:{{*}}r*"
 
 
-def user_key_pattern(prefix: str, kind: str) -> str:
-    """Return the SCAN pattern of every user's key of one kind ("i", "m", "x")."""
+def index_pattern(prefix: str) -> str:
+    """Return the SCAN pattern of every user's index."""
+    return _slot_kind_pattern(prefix, "i")
+
+
+def ended_pattern(prefix: str) -> str:
+    """Return the SCAN pattern of every user's set of ended sessions."""
+    return _slot_kind_pattern(prefix, "x")
+
+
+def _slot_kind_pattern(prefix: str, kind: str) -> str:
     return f"{prefix}:{{*}}:{kind}"
+
+
+def slot_keys_pattern(prefix: str) -> str:
+    """Return the SCAN pattern of every key in a tag's slot (all but the importer's state).
+
+    The brace keeps ``P`` from matching a longer prefix, such as a parallel
+    test worker's ``P:gw1``.
+    """
+    return f"{prefix}:{{*"
+
+
+def acl_key_pattern(prefix: str) -> str:
+    """Return the ACL key pattern that covers every key of ``prefix``."""
+    return f"{prefix}:*"

@@ -7,39 +7,26 @@ nobody wrote to lately, and deletes the hashes of ended sessions (dead
 already) so their memory comes back before their TTL.
 
 It walks the keyspace with ``SCAN`` (never ``KEYS``) on every primary, in
-batches, and pipelines its calls per node: two round trips per batch of user
-indexes. Every removal is decided inside a function call, so two runs that
+batches, and sends its calls in batches per node (:mod:`.batches`): two round
+trips per batch of user indexes. :func:`cleanup` and :func:`acleanup` run the
+same plans. Every removal is decided inside a function call, so two runs that
 overlap, or a run that races with logins, remove only what is stale.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import redis
-from redis.exceptions import RedisError
-
-from . import calls
-from . import functions as fn
-from .client import get_async_client, get_client, is_cluster
-from .conf import charon_settings
-from .keyspace import UserKeys, user_key_pattern
+from . import batches, calls
+from .client import get_async_client, get_client
+from .errors import LibraryMissing
+from .keyspace import UserKeys, ended_pattern, index_pattern, key_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-# hiredis is optional; imported by name so type checking needs no stubs for it.
-try:
-    _pack: Any = importlib.import_module("hiredis").pack_command
-except ImportError:  # pragma: no cover
-    _pack = None
-
-# redis-py's own connection classes: real sockets that take packed commands.
-_SOCKET_CONNECTIONS = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
+    from .batches import Plan
 
 DEFAULT_BATCH = 2000
 #: Members sent to one sweep call.
@@ -83,10 +70,6 @@ class CleanupReport:
             self.details.append(user)
 
 
-def _pattern(kind: str) -> str:
-    return user_key_pattern(charon_settings.KEY_PREFIX, kind)
-
-
 def _name(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
@@ -96,102 +79,47 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def _batches(client: Any, pattern: str, size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for raw in client.scan_iter(match=pattern, count=size, _type="zset"):
-        batch.append(_name(raw))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+# -- the plans: what cleanup sends, shared by the sync and async drivers -----------
 
 
-def _by_node(client: Any, keys: list[str]) -> list[tuple[Any, list[str]]]:
-    """Group keys by the node that serves them (one group on standalone)."""
-    if not is_cluster(client):
-        return [(client, keys)]
-    groups: dict[str, tuple[Any, list[str]]] = {}
-    for key in keys:
-        node = client.get_node_from_key(key)
-        groups.setdefault(node.name, (client.get_redis_connection(node), []))[1].append(key)
-    return list(groups.values())
-
-
-def _send_all(node: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send commands in one write and read every reply, in order.
-
-    For thousands of small commands this is several times cheaper than
-    redis-py's pipeline, whose per-command bookkeeping dominates a cleanup;
-    it needs hiredis and a real socket connection, else the pipeline is used.
-    """
-    pool = getattr(node, "connection_pool", None)
-    if _pack is None or pool is None or pool.connection_class not in _SOCKET_CONNECTIONS:
-        pipe = node.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return list(pipe.execute())
-    try:
-        conn = pool.get_connection()
-    except TypeError:  # redis-py before 5.3 wants a command name
-        conn = pool.get_connection("FCALL")
-    try:
-        conn.send_packed_command([b"".join(_pack(command) for command in commands)])
-        # An error reply raises here; the rest are left unread, hence disconnect.
-        replies = [conn.read_response(disable_decoding=True) for _ in commands]
-    except BaseException:
-        conn.disconnect()  # unread replies would confuse its next user
-        raise
-    finally:
-        pool.release(conn)
-    return replies
-
-
-def _sweep_index_batch(node: Any, indexes: list[str], dry: bool) -> list[UserReport]:
-    member_lists = _send_all(node, [("ZRANGE", index, 0, -1) for index in indexes])
+def sweep_plan(indexes: list[str], dry_run: bool) -> Plan[list[UserReport]]:
+    """Sweep a batch of user indexes: list their members, then check them in sweep calls."""
+    member_lists = yield [("ZRANGE", index, 0, -1) for index in indexes]
+    reports: list[UserReport] = []
     commands: list[tuple[Any, ...]] = []
-    owners: list[str] = []
+    owners: list[UserReport] = []
     for index, raw_members in zip(indexes, member_lists, strict=True):
         keys = UserKeys.for_index(index)
+        report = UserReport(keys.tag)
+        reports.append(report)
         for chunk in _chunks([_name(m) for m in raw_members], SWEEP_CHUNK):
-            commands.append(calls.sweep(keys, chunk, dry).command())
-            owners.append(index)
-    reports = {index: UserReport(UserKeys.for_index(index).tag) for index in indexes}
-    for index, (expired, vanished, live) in zip(owners, _send_all(node, commands), strict=True):
-        r = reports[index]
+            commands.append(calls.sweep(keys, chunk, dry_run).command())
+            owners.append(report)
+    replies = yield commands
+    for r, (expired, vanished, live) in zip(owners, replies, strict=True):
         r.expired, r.vanished, r.live = r.expired + expired, r.vanished + vanished, r.live + live
-    return list(reports.values())
+    return reports
 
 
-def _purge_ended_batch(node: Any, ended_keys: list[str], dry_run: bool) -> int:
+def purge_plan(ended: list[str], dry_run: bool) -> Plan[int]:
+    """Delete the records of a batch of ended sets' sessions (count them, dry); return how many."""
+    if dry_run:
+        return sum(int(n) for n in (yield [("ZCARD", name) for name in ended]))
     purged = 0
-    for ended in ended_keys:
-        if dry_run:
-            purged += int(node.zcard(ended))
-            continue
-        keys = UserKeys.for_index(ended)
-        while members := [_name(m) for m in node.zrange(ended, 0, SWEEP_CHUNK - 1)]:
-            purged += int(node.execute_command(*calls.purge(keys, members).command()))
+    while ended:
+        listings = yield [("ZRANGE", name, 0, SWEEP_CHUNK - 1) for name in ended]
+        found = [
+            (name, [_name(m) for m in members])
+            for name, members in zip(ended, listings, strict=True)
+            if members
+        ]
+        commands = [calls.purge(UserKeys.for_index(n), members).command() for n, members in found]
+        purged += sum(int(reply) for reply in (yield commands))
+        ended = [name for name, _ in found]
     return purged
 
 
-def _sweep_batch(client: Any, batch: list[str], dry: bool) -> list[UserReport]:
-    users: list[UserReport] = []
-    for node, indexes in _by_node(client, batch):
-        users += _sweep_index_batch(node, indexes, dry)
-    return users
-
-
-def _collect(
-    future: Future[list[UserReport]],
-    report: CleanupReport,
-    detail: bool,
-    progress: Callable[[CleanupReport], None] | None,
-) -> None:
-    for user in future.result():
-        report.add(user, detail)
-    if progress:
-        progress(report)
+# -- drivers ------------------------------------------------------------------------
 
 
 def cleanup(
@@ -210,7 +138,7 @@ def cleanup(
     """
     try:
         return _cleanup(batch_size, dry_run, detail, progress)
-    except fn.LibraryMissing:
+    except LibraryMissing:
         return _cleanup(batch_size, dry_run, detail, progress)
 
 
@@ -220,57 +148,39 @@ def _cleanup(
     detail: bool,
     progress: Callable[[CleanupReport], None] | None,
 ) -> CleanupReport:
-    client: Any = get_client()
+    client = get_client()
     report = CleanupReport(dry_run=dry_run)
-    try:
-        if charon_settings.LOAD_FUNCTIONS:
-            fn.load_library(client)  # pipelines cannot load it on demand
-        # Two batches in flight: one is packed or read here while Redis works
-        # on the other. More would only queue behind Redis's single thread.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            pending: deque[Future[list[UserReport]]] = deque()
-            for batch in _batches(client, _pattern("i"), batch_size):
-                pending.append(pool.submit(_sweep_batch, client, batch, dry_run))
-                if len(pending) == 2:
-                    _collect(pending.popleft(), report, detail, progress)
-            while pending:
-                _collect(pending.popleft(), report, detail, progress)
-        for batch in _batches(client, _pattern("x"), batch_size):
-            for node, ended in _by_node(client, batch):
-                report.ended_purged += _purge_ended_batch(node, ended, dry_run)
-            if progress:
-                progress(report)
-    except RedisError as exc:
-        if fn.is_missing(exc) and charon_settings.LOAD_FUNCTIONS:
-            raise fn.LibraryMissing from exc
-        raise fn.translate(exc) from exc
+    batches.prepare(client)
+    prefix = key_prefix()
+    found = batches.scan(client, index_pattern(prefix), batch_size)
+    for users in batches.run_all(client, (sweep_plan(b, dry_run) for b in found)):
+        for user in users:
+            report.add(user, detail)
+        if progress:
+            progress(report)
+    for ended in batches.scan(client, ended_pattern(prefix), batch_size):
+        report.ended_purged += batches.run(client, purge_plan(ended, dry_run))
+        if progress:
+            progress(report)
     return report
 
 
 async def acleanup(*, batch_size: int = DEFAULT_BATCH, dry_run: bool = False) -> CleanupReport:
-    """Async twin of :func:`cleanup` (one call per user, without pipelining)."""
-    client: Any = get_async_client()
-    report = CleanupReport(dry_run=dry_run)
+    """Async twin of :func:`cleanup`."""
     try:
-        async for raw in client.scan_iter(match=_pattern("i"), count=batch_size, _type="zset"):
-            index = _name(raw)
-            keys = UserKeys.for_index(index)
-            user = UserReport(keys.tag)
-            members = [_name(m) for m in await client.zrange(index, 0, -1)]
-            for chunk in _chunks(members, SWEEP_CHUNK):
-                call = calls.sweep(keys, chunk, dry_run)
-                expired, vanished, live = await calls.arun(client, call)
-                user.expired, user.vanished = user.expired + expired, user.vanished + vanished
-                user.live += live
+        return await _acleanup(batch_size, dry_run)
+    except LibraryMissing:
+        return await _acleanup(batch_size, dry_run)
+
+
+async def _acleanup(batch_size: int, dry_run: bool) -> CleanupReport:
+    client = get_async_client()
+    report = CleanupReport(dry_run=dry_run)
+    await batches.aprepare(client)
+    prefix = key_prefix()
+    async for indexes in batches.ascan(client, index_pattern(prefix), batch_size):
+        for user in await batches.arun(client, sweep_plan(indexes, dry_run)):
             report.add(user, keep_detail=False)
-        async for raw in client.scan_iter(match=_pattern("x"), count=batch_size, _type="zset"):
-            ended = _name(raw)
-            if dry_run:
-                report.ended_purged += int(await client.zcard(ended))
-                continue
-            keys = UserKeys.for_index(ended)
-            while members := [_name(m) for m in await client.zrange(ended, 0, SWEEP_CHUNK - 1)]:
-                report.ended_purged += await calls.arun(client, calls.purge(keys, members))
-    except RedisError as exc:
-        raise fn.translate(exc) from exc
+    async for ended in batches.ascan(client, ended_pattern(prefix), batch_size):
+        report.ended_purged += await batches.arun(client, purge_plan(ended, dry_run))
     return report

@@ -26,11 +26,11 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 
 from . import calls
 from .client import get_async_client, get_client
-from .codec import Record, now
+from .codec import Record, now, user_of
 from .exceptions import SaveConflict
 from .keyspace import Keys, is_engine_key, new_session_key, random_tag, user_tag
 from .signals import REASON_LIMIT, send_ended
-from .state import Stored, context, open_record, user_of
+from .state import Stored, context, open_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator

@@ -16,14 +16,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import UpdateError
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.utils.module_loading import import_string
 
-from .codec import BadRecordError, Codec, Record, now
+from .codec import BadRecordError, Codec, Record, now, user_of
 from .conf import charon_settings
 from .exceptions import SaveConflict
 from .keyspace import (
@@ -65,11 +62,10 @@ def context() -> Context:
     """Return the settings-derived state every operation needs, built once."""
     global _context
     if _context is None:
-        serializer = import_string(settings.SESSION_SERIALIZER)()
-        prefix = charon_settings.KEY_PREFIX
+        codec = Codec.from_settings()
         _context = Context(
-            prefix=prefix,
-            codec=Codec(serializer, prefix),
+            prefix=codec.prefix,
+            codec=codec,
             touch=charon_settings.LAST_SEEN_INTERVAL,
             absolute=charon_settings.ABSOLUTE_MAX_AGE,
             limit=charon_settings.MAX_SESSIONS_PER_USER,
@@ -92,13 +88,6 @@ def _forget_context() -> None:
 if hasattr(os, "register_at_fork"):
     # A forked test worker gets its own KEY_PREFIX (conf.parallel_test_worker()).
     os.register_at_fork(after_in_child=_forget_context)
-
-
-def user_of(data: dict[str, Any]) -> str | None:
-    """Return the user id of session data, None for an anonymous session."""
-    uid = data.get(SESSION_KEY)
-    # An empty id names no user (Django finds none): the session is anonymous.
-    return None if uid is None or uid == "" else str(uid)
 
 
 def open_record(keys: Keys, value: bytes) -> tuple[Record, dict[str, Any]] | None:

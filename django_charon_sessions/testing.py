@@ -9,13 +9,11 @@ as with Django's cache; :func:`clear_sessions` removes it between tests.
 
 from __future__ import annotations
 
-from typing import Any
-
-from redis.exceptions import RedisError
-
-from . import functions as fn
+from . import batches
 from .client import get_client
-from .conf import charon_settings, parallel_test_worker
+from .conf import parallel_test_worker
+from .errors import translated
+from .keyspace import key_prefix, slot_keys_pattern
 
 __all__ = ["clear_sessions", "parallel_test_worker"]
 
@@ -30,26 +28,12 @@ def clear_sessions() -> int:
     suffix). Meant for a test's ``setUp()``; it scans the keyspace, so never
     call it in production. Return how many keys were deleted.
     """
-    client: Any = get_client()
-    # Every key of the engine is "P:{tag}...", so the brace keeps a prefix
-    # from matching the longer prefixes of the workers of a parallel run.
-    pattern = f"{charon_settings.KEY_PREFIX}:{{*"
+    client = get_client()
     deleted = 0
-    batch: list[Any] = []
-    try:
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= BATCH:
-                deleted += _delete(client, batch)
-        if batch:
-            deleted += _delete(client, batch)
-    except RedisError as exc:
-        raise fn.translate(exc) from exc
+    # The brace of "P:{tag}..." keeps a prefix from matching the longer
+    # prefixes of the workers of a parallel run.
+    for names in batches.scan(client, slot_keys_pattern(key_prefix()), BATCH, kind=None):
+        with translated():
+            # On a Cluster redis-py splits a multi-key DELETE by slot.
+            deleted += int(client.delete(*names))
     return deleted
-
-
-def _delete(client: Any, batch: list[Any]) -> int:
-    # On a Cluster redis-py splits a multi-key DELETE by slot.
-    count = int(client.delete(*batch))
-    batch.clear()
-    return count

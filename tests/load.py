@@ -50,6 +50,7 @@ from django_charon_sessions.exceptions import SessionStoreError
 from django_charon_sessions.keyspace import (
     TAG_LENGTH,
     UserKeys,
+    index_pattern,
     member_of,
     member_of_record,
     record_pattern,
@@ -675,7 +676,7 @@ class Load:
 
     def _check_raw(self, admin: Any, prefix: str) -> None:
         f, codec = self.f, context().codec
-        for raw in admin.scan_iter(match=f"{prefix}:{{*}}:i", count=1000):
+        for raw in admin.scan_iter(match=index_pattern(prefix), count=1000):
             index = raw.decode()
             for member in admin.zrange(index, 0, -1):
                 if not admin.exists(UserKeys.for_index(index).record(member.decode())):

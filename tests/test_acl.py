@@ -16,9 +16,11 @@ import pytest
 import redis.exceptions
 from django.test import override_settings
 
-from django_charon_sessions import deploy, functions
+from django_charon_sessions import deploy
 from django_charon_sessions.engine import SessionStore
+from django_charon_sessions.errors import translate
 from django_charon_sessions.exceptions import RedisUnavailable, SessionStoreError
+from django_charon_sessions.library import SOURCE
 from tests.harness import RedisServer, require_redis
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ def library(server: RedisServer, loaded: bool) -> None:
     admin = server.client()
     admin.function_flush()
     if loaded:
-        admin.function_load(functions.SOURCE, replace=True)
+        admin.function_load(SOURCE, replace=True)
     admin.close()
 
 
@@ -181,6 +183,6 @@ def test_both_wordings_of_a_command_refused_inside_a_function(reply):
     # Each tox environment meets one wording from its real server (the test
     # above); this keeps the other one recognised there too.
     with override_settings(CHARON_SESSIONS={"URL": "redis://127.0.0.1:6379/0"}):
-        error = functions.translate(redis.exceptions.ResponseError(reply))
+        error = translate(redis.exceptions.ResponseError(reply))
     assert not isinstance(error, RedisUnavailable)
     assert "lacks a permission" in str(error)

@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_charon_sessions import checks, deploy, functions
+from django_charon_sessions import checks, deploy, library
 from django_charon_sessions.conf import SETTINGS, CharonSettings, charon_settings
 from tests.harness import RedisServer, free_port, require_redis, server_version
 from tests.processes import REPO, run_python
@@ -227,7 +227,7 @@ def test_deploy_checks_run_with_deploy_alone_and_only_then():
 def test_deploy_check_passes_and_loads_the_library(backend):
     backend.admin.function_flush()
     assert deploy.check_redis() == []
-    assert functions.LIBRARY in deploy._libraries(backend.admin)
+    assert library.LIBRARY in deploy._libraries(backend.admin)
 
 
 def test_deploy_check_reports_unreachable_redis():
@@ -337,7 +337,7 @@ def test_check_deploy_command_reports_a_missing_library(redis_server):
     result = check_deploy(redis_server.url, LOAD_FUNCTIONS=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert charon_ids(result) == ["django_charon_sessions.E104"]
-    assert functions.LIBRARY not in deploy._libraries(admin), "the check loaded it anyway"
+    assert library.LIBRARY not in deploy._libraries(admin), "the check loaded it anyway"
     admin.close()
 
 
@@ -354,7 +354,7 @@ def test_check_deploy_command_passes_on_a_healthy_redis(real_redis, request, top
     assert result.returncode == 0, result.stdout + result.stderr
     assert charon_ids(result) == []
     # The checks ran and did their work: the library is now on every primary.
-    assert functions.LIBRARY in deploy._libraries(admin)
+    assert library.LIBRARY in deploy._libraries(admin)
     admin.close()
 
 

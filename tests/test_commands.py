@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from django_charon_sessions import api, functions
+from django_charon_sessions import api, library
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import Keys, member_of, user_tag
 
@@ -234,14 +234,14 @@ def test_list_summary(backend, ada, bob):
 def test_functions_status_load_and_source(backend):
     backend.admin.function_flush()
     status = run_json("sessions_functions")
-    assert status["library"] == functions.LIBRARY and status["loaded"] is False  # type: ignore[index]
+    assert status["library"] == library.LIBRARY and status["loaded"] is False  # type: ignore[index]
     text = run("sessions_functions", "load")
-    assert text.startswith(f"Loaded {functions.LIBRARY} on ")
+    assert text.startswith(f"Loaded {library.LIBRARY} on ")
     assert "Missing on" not in text
     status = run_json("sessions_functions", "status")
     assert status["loaded"] is True  # type: ignore[index]
-    assert all(names == [functions.LIBRARY] for names in status["servers"].values())  # type: ignore[index]
-    assert run("sessions_functions", "source") == functions.SOURCE
+    assert all(names == [library.LIBRARY] for names in status["servers"].values())  # type: ignore[index]
+    assert run("sessions_functions", "source") == library.SOURCE
 
 
 class _Terminal(StringIO):

@@ -207,9 +207,9 @@ def test_no_page_names_a_check_the_code_lacks():
 
 
 def test_the_acl_example_grants_every_command_the_functions_run():
-    from django_charon_sessions import functions
+    from django_charon_sessions import library
 
-    run = set(re.findall(r"(?:redis\.p?call|call_chunked)\('([A-Z]+)'", functions.SOURCE))
+    run = set(re.findall(r"(?:redis\.p?call|call_chunked)\('([A-Z]+)'", library.SOURCE))
     text = section(
         (DOCS / "production.md").read_text("utf-8"), "ACLs and loading the functions ahead of time"
     )

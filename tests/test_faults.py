@@ -20,7 +20,7 @@ import pytest
 import redis
 from django.test import override_settings
 
-from django_charon_sessions import functions, maintenance
+from django_charon_sessions import calls, maintenance
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import SessionStoreError
 from tests.harness import RedisCluster, RedisServer, require_redis
@@ -238,33 +238,64 @@ def test_maxmemory_volatile_lru(make_server, figures):
     assert int(server.client().info("stats")["evicted_keys"]) > 0
 
 
-def test_cleanup_survives_a_function_flush_between_load_and_sweep(make_server, monkeypatch):
+@pytest.fixture
+def flush_once(make_server):
+    """A server holding one signed-in session; calling the fixture's hook flushes its library once.
+
+    Once: e.g. an operator, or a failover to a bare replica.
+    """
+    server = make_server()
+    with override_settings(CHARON_SESSIONS=config(server.url)):
+        session = SessionStore()
+        session.update({"_auth_user_id": "7", "a": 1})
+        session.save()
+        admin = server.client()
+        flushes: list[str] = []
+
+        def flush() -> None:
+            if not flushes:
+                flushes.append("flushed")
+                admin.function_flush()
+
+        yield session, flush, flushes
+
+
+def test_cleanup_survives_a_function_flush_between_load_and_sweep(flush_once, monkeypatch):
     """Forced interleaving: the library vanishes after cleanup loaded it.
 
     Invariant 10 says a missing library is reloaded and the call retried;
     cleanup pipelines its calls and so cannot use the engine's retry.
     """
-    server = make_server()
-    with override_settings(CHARON_SESSIONS=config(server.url)):
-        s = SessionStore()
-        s.update({"_auth_user_id": "7", "a": 1})
-        s.save()
-        real = functions.load_library
-        admin = server.client()
+    session, flush, flushes = flush_once
+    real = calls.load_library
 
-        flushed: list[bool] = []
+    def load_then_flush(client: Any) -> None:
+        real(client)
+        flush()
 
-        def load_then_flush(client: Any) -> None:
-            real(client)
-            if not flushed:  # once: e.g. an operator, or a failover to a bare replica
-                flushed.append(True)
-                admin.function_flush()
+    monkeypatch.setattr(calls, "load_library", load_then_flush)
+    report = maintenance.cleanup()
+    monkeypatch.undo()
+    assert flushes and report.live_sessions == 1
+    assert dict(SessionStore(session.session_key).items()) == {"_auth_user_id": "7", "a": 1}
 
-        monkeypatch.setattr(functions, "load_library", load_then_flush)
-        report = maintenance.cleanup()
-        monkeypatch.undo()
-        assert report.live_sessions == 1
-        assert dict(SessionStore(s.session_key).items()) == {"_auth_user_id": "7", "a": 1}
+
+async def test_async_cleanup_survives_a_function_flush_between_load_and_sweep(
+    flush_once, monkeypatch
+):
+    """The same interleaving for aclear_expired(), which sends cleanup's batches too."""
+    session, flush, flushes = flush_once
+    real = calls.aload_library
+
+    async def load_then_flush(client: Any) -> None:
+        await real(client)
+        flush()
+
+    monkeypatch.setattr(calls, "aload_library", load_then_flush)
+    report = await maintenance.acleanup()
+    monkeypatch.undo()
+    assert flushes and report.live_sessions == 1
+    assert dict(SessionStore(session.session_key).items()) == {"_auth_user_id": "7", "a": 1}
 
 
 # -- Redis Cluster: a primary fails over to its replica ----------------------------

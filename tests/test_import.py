@@ -17,8 +17,15 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from django_charon_sessions import api, importer
+from django_charon_sessions.codec import BadRecordError, Codec
 from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import Keys, is_engine_key, legacy_tag, member_of
+from django_charon_sessions.keyspace import (
+    Keys,
+    import_state_key,
+    is_engine_key,
+    legacy_tag,
+    member_of,
+)
 from tests.test_commands import run
 
 pytestmark = pytest.mark.django_db
@@ -400,7 +407,8 @@ def test_no_session_key_reaches_redis(backend, people):
     for key in every_key:
         for start in range(0, len(key) - 11):
             assert key[start : start + 12].encode() not in dump
-    checkpoint = backend.admin.get(f"{backend.config.get('KEY_PREFIX', 'charon')}:import:db")
+    prefix = backend.config.get("KEY_PREFIX", "charon")
+    checkpoint = backend.admin.get(import_state_key(prefix, "db"))
     assert checkpoint is not None and len(checkpoint) == len("at:xx")
     # Every key the import made expires by itself.
     assert all(backend.admin.pttl(key) > 0 for key in backend.keys())  # noqa: SIM118
@@ -425,3 +433,18 @@ def test_the_command_reports_refusals_removals_and_resumes(backend, people):
         "from the source: run it once more.\n"
     )
     assert [alive(k) for k in (gone, ended, stays)] == [False, False, True]
+
+
+def test_a_new_record_is_what_the_engine_would_seal_and_open():
+    """The importer's public way to seal (Codec.new_record), checked by the engine's codec."""
+    codec = Codec.from_settings()
+    member = member_of(old_key())
+    data = {"_auth_user_id": 7, "n": [1, 2]}
+    uid, created, record = codec.new_record(member, data)
+    opened = codec.open(member, record)
+    assert (uid, opened.user, opened.version) == ("7", "7", 1)
+    assert opened.created == opened.last_seen == created
+    assert codec.loads(opened.body) == data
+    assert codec.new_record(member, {"_auth_user_id": ""})[0] is None  # anonymous, as the engine
+    with pytest.raises(BadRecordError):
+        codec.open(member_of(old_key()), record)  # bound to its own session

@@ -9,13 +9,22 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
+from django_charon_sessions import api
+from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import (
     TAG_LENGTH,
     Keys,
+    UserKeys,
+    ended_pattern,
+    index_pattern,
     is_valid_member,
+    key_prefix,
     member_of,
     new_session_key,
     random_tag,
+    record_pattern,
+    retag,
+    slot_keys_pattern,
     user_tag,
     user_tags,
 )
@@ -110,3 +119,39 @@ def test_public_ids_are_safe_on_a_command_line():
         assert is_valid_member(public_id)
         assert public_id[0].isalnum()
     assert not is_valid_member("-" + public_id[1:])
+
+
+@pytest.mark.backends
+def test_each_scan_pattern_finds_exactly_its_kind_of_key(backend):
+    kept, ended = SessionStore(), SessionStore()
+    kept["_auth_user_id"], ended["_auth_user_id"] = "1", "2"
+    kept.save()
+    ended.save()
+    api.end_sessions("2")  # user 2: its index moves into its ended set
+    anonymous = SessionStore()
+    anonymous["a"] = 1
+    anonymous.save()
+    prefix = key_prefix()
+    one, two = (UserKeys.for_tag(prefix, user_tag(uid)) for uid in ("1", "2"))
+    records = {Keys.for_session(prefix, s.session_key).record for s in (kept, ended, anonymous)}
+
+    def found(pattern: str) -> set[str]:
+        return {k.decode() for k in backend.admin.scan_iter(match=pattern, count=1000)}
+
+    assert found(index_pattern(prefix)) == {one.index}
+    assert found(ended_pattern(prefix)) == {two.ended}
+    assert found(record_pattern(prefix)) == records
+    everything = {k.decode() for k in backend.keys()}  # noqa: SIM118 - a scan
+    assert everything == records | {one.index, one.meta, two.ended}
+    assert found(slot_keys_pattern(prefix)) == everything
+    # Another prefix's keys match none of them, not even one that starts alike.
+    assert found(slot_keys_pattern(prefix + "x")) == found(slot_keys_pattern(prefix[:-1])) == set()
+
+
+def test_retag_moves_a_key_to_another_slot_and_keeps_its_kind():
+    keys = Keys.for_session("site", new_session_key(random_tag()))
+    tag = random_tag()
+    moved = Keys.for_member("site", tag, keys.member)
+    assert [retag(k, tag) for k in (keys.record, keys.index, keys.meta)] == [
+        moved.record, moved.index, moved.meta,
+    ]  # fmt: skip

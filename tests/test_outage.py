@@ -16,7 +16,7 @@ import redis.connection
 from django.conf import settings
 from django.test import Client, override_settings
 
-from django_charon_sessions import functions
+from django_charon_sessions import library
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import RedisUnavailable
 from django_charon_sessions.keyspace import new_session_key, random_tag
@@ -197,7 +197,7 @@ def test_function_flush_is_survived(server):
     server.client().function_flush()
     assert dict(SessionStore(key).items()) == {"a": 1}
     libraries = [entry[1] for entry in server.client().function_list()]
-    assert functions.LIBRARY.encode() in libraries
+    assert library.LIBRARY.encode() in libraries
 
 
 def test_restart_without_persistence_is_survived(server):

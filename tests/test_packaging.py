@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import django_charon_sessions
-from django_charon_sessions import calls, functions
+from django_charon_sessions import calls, library
 
 
 @pytest.mark.skipif(
@@ -38,17 +38,17 @@ def test_package_is_the_installed_wheel(repo_root):
 def test_library_source_is_versioned():
     import fakeredis
 
-    assert f"charon_{functions.VERSION}" == functions.LIBRARY
-    assert "__VERSION__" not in functions.SOURCE
-    assert functions.SOURCE.startswith(f"#!lua name={functions.LIBRARY}\n")
+    assert f"charon_{library.VERSION}" == library.LIBRARY
+    assert "__VERSION__" not in library.SOURCE
+    assert library.SOURCE.startswith(f"#!lua name={library.LIBRARY}\n")
     r = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 2)))
-    r.function_load(functions.SOURCE)
-    [library] = r.function_list()
-    names = {f[1].decode() for f in library[library.index(b"functions") + 1]}
+    r.function_load(library.SOURCE)
+    [listed] = r.function_list()
+    names = {f[1].decode() for f in listed[listed.index(b"functions") + 1]}
     expected = {
         calls.LOAD, calls.EXISTS, calls.CREATE, calls.SAVE, calls.CYCLE, calls.DELETE,
         calls.SWEEP, calls.LIST, calls.END_ONE, calls.END_ALL, calls.STATS, calls.PURGE,
         calls.IMPORT, calls.RETRACT,
     }  # fmt: skip
     assert names == expected
-    assert all(name.startswith(functions.LIBRARY + "_") for name in names)
+    assert all(name.startswith(library.LIBRARY + "_") for name in names)

@@ -7,8 +7,10 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from redis.exceptions import RedisError
 
-from ... import functions as fn
+from ... import calls
+from ... import library as fn
 from ...client import describe_target, get_client
+from ...errors import translate
 from ..base import SessionsCommand
 
 
@@ -32,14 +34,14 @@ class Command(SessionsCommand):
             return
         client = get_client()
         if action == "load":
-            fn.load_library(client)
+            calls.load_library(client)
         try:
             per_node = {
                 node: sorted(n for n in names if n.startswith("charon_"))
                 for node, names in fn.libraries_per_node(client).items()
             }
         except RedisError as exc:
-            raise CommandError(str(fn.translate(exc))) from exc
+            raise CommandError(str(translate(exc))) from exc
         missing = sorted(node for node, names in per_node.items() if fn.LIBRARY not in names)
         if self.as_json:
             self.emit_json({"library": fn.LIBRARY, "loaded": not missing, "servers": per_node})
