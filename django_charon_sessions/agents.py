@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-UNKNOWN = "Unknown"
+from django.utils.translation import gettext, gettext_noop
+
+# Kept in English where it is computed (the result is cached across requests
+# in every language); translated only when shown, by shown().
+UNKNOWN = gettext_noop("Unknown")
+
+
+def shown(name: str) -> str:
+    """Return a browser or OS name as shown to people: "Unknown" in their language."""
+    return gettext(UNKNOWN) if name == UNKNOWN else name
 
 
 def _version(family: str, *parts: str | None) -> str:

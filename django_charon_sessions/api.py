@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import calls
-from .agents import describe_user_agent
+from .agents import describe_user_agent, shown
 from .client import get_async_client, get_client
 from .errors import translated
 from .keyspace import UserKeys, index_pattern, is_valid_member, key_prefix, member_of, user_tags
@@ -50,12 +50,12 @@ class UserSession:
     @property
     def browser(self) -> str:
         """Return the browser family and major version, e.g. "Firefox 130"."""
-        return describe_user_agent(self.user_agent)[0]
+        return shown(describe_user_agent(self.user_agent)[0])
 
     @property
     def os(self) -> str:
         """Return the operating system, e.g. "Windows 11"."""
-        return describe_user_agent(self.user_agent)[1]
+        return shown(describe_user_agent(self.user_agent)[1])
 
 
 @dataclass(frozen=True)

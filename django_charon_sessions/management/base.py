@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import translation
 
 from ..exceptions import SessionStoreError
 
@@ -36,8 +37,11 @@ class SessionsCommand(BaseCommand):
     def execute(self, *args: Any, **options: Any) -> str | None:
         self.as_json = bool(options.get("json"))
         self.verbosity = int(options.get("verbosity", 1))
+        # Output stays in English, whatever LANGUAGE_CODE says: operators
+        # grep it, scripts parse it and it goes into bug reports.
         try:
-            return super().execute(*args, **options)
+            with translation.override(None):
+                return super().execute(*args, **options)
         except SessionStoreError as exc:
             raise CommandError(str(exc)) from exc
 
