@@ -33,6 +33,10 @@ def test_package_is_the_installed_wheel(repo_root):
     ):
         assert (templates / name).is_file(), name
     assert (path.parent / "static" / "django_charon_sessions" / "sessions.css").is_file()
+    for language in ("de", "fr", "es"):
+        messages = path.parent / "locale" / language / "LC_MESSAGES"
+        assert (messages / "django.mo").is_file(), language
+        assert (messages / "django.po").is_file(), language
 
 
 def test_library_source_is_versioned():
