@@ -15,7 +15,9 @@ import django_charon_sessions
 
 PACKAGE = Path(django_charon_sessions.__file__).resolve().parent
 LOCALE = PACKAGE / "locale"
-LANGUAGES = ("de", "fr", "es")
+SHIPPED = ("de", "fr", "es")
+# Every catalog there is, so that one a contributor adds is checked too.
+LANGUAGES = tuple(sorted(p.name for p in LOCALE.iterdir() if (p / "LC_MESSAGES").is_dir()))
 REFRESH = "scripts/messages"
 
 # %(name)s and friends, %s, %d; "%%" is a literal percent sign. {0}/{name}
