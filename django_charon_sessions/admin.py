@@ -128,6 +128,7 @@ class SessionsAdminMixin(_Base):
         current = request.session.session_key if hasattr(request, "session") else None
         context = self._context(request, obj, _("Sessions"))
         context["sessions"] = list_sessions(obj, current_session_key=current)
+        context["show_location"] = any(s.location for s in context["sessions"])
         context["is_self"] = obj.pk == request.user.pk
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.sessions_template, context)

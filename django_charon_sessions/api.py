@@ -46,6 +46,8 @@ class UserSession:
     user_agent: str
     #: Whether this is the session of the request that asked.
     is_current: bool
+    #: City and country of the IP, e.g. "Berlin, DE" ("" without the location option).
+    location: str = ""
 
     @property
     def browser(self) -> str:
@@ -134,6 +136,7 @@ def _entry(member: str, expiry: bytes, meta: str, current: str | None) -> UserSe
         ip=str(facts.get("ip", "")),
         user_agent=str(facts.get("ua", "")),
         is_current=member == current,
+        location=str(facts.get("loc", "")),
     )
 
 

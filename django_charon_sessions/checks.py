@@ -34,6 +34,7 @@ CheckId = Literal[
     "django_charon_sessions.W005",
     "django_charon_sessions.W006",
     "django_charon_sessions.W007",
+    "django_charon_sessions.W008",
     "django_charon_sessions.E008",
     "django_charon_sessions.E011",
     "django_charon_sessions.E012",
@@ -77,6 +78,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         _check_factory,
         _check_ipware,
         _check_middleware,
+        _check_geoip,
     ):
         errors += check(raw)
     errors += _check_serializer()
@@ -229,6 +231,29 @@ def _check_ipware(raw: dict[str, Any]) -> list[CheckMessage]:
             "django_charon_sessions.E019",
             "TRUSTED_PROXIES or PROXY_COUNT is set but python-ipware is not installed.",
             "pip install 'django-charon-sessions[metadata]'.",
+        )
+    ]
+
+
+def _check_geoip(raw: dict[str, Any]) -> list[CheckMessage]:
+    from . import locations
+
+    path = locations.configured_path()
+    if (
+        path is None
+        or not CharonSettings.CAPTURE_LOCATION.read_or_default(raw)
+        or not CharonSettings.CAPTURE_IP.read_or_default(raw)
+        or locations.database_path() is not None
+    ):
+        return []
+    return [
+        _report(
+            "django_charon_sessions.W008",
+            f"GEOIP_PATH is {str(path)!r}, which is neither a database file nor a directory "
+            f"holding {locations.CITY_FILE} or {locations.COUNTRY_FILE}; sessions get no "
+            "location.",
+            "Put a MaxMind-format database there, correct GEOIP_PATH, or set "
+            "CHARON_SESSIONS['CAPTURE_LOCATION'] to False.",
         )
     ]
 

@@ -297,6 +297,12 @@ class CharonSettings:
         "Store the client's IP with signed-in sessions (needs `SessionMetadataMiddleware`).",
     )
     CAPTURE_USER_AGENT = _flag(True, "Store the `User-Agent` header with signed-in sessions.")
+    CAPTURE_LOCATION = _flag(
+        True,
+        "Store the city and country of the client's IP with signed-in sessions, when "
+        "`GEOIP_PATH` names a MaxMind database and `geoip2` is installed "
+        "(see [](users.md#where-a-session-is)).",
+    )
     USER_AGENT_MAX_LENGTH = _whole(
         256,
         "Characters of the user agent kept.",

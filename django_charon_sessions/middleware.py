@@ -5,8 +5,9 @@ Add ``"django_charon_sessions.middleware.SessionMetadataMiddleware"`` to
 (it does not replace it): for each request it
 
 - gives the session the client's IP and user agent (each can be turned off
-  with ``CAPTURE_IP`` / ``CAPTURE_USER_AGENT``), stored with signed-in
-  sessions and shown when a user's sessions are listed;
+  with ``CAPTURE_IP`` / ``CAPTURE_USER_AGENT``), and the IP's city and
+  country when the location option is on (see :mod:`.locations`), stored
+  with signed-in sessions and shown when a user's sessions are listed;
 - makes the request's session known to code without the request
   (:func:`current_session`).
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from . import locations
 from .conf import charon_settings
 
 if TYPE_CHECKING:
@@ -79,6 +81,8 @@ def client_facts(request: HttpRequest) -> str:
         s.USER_AGENT_MAX_LENGTH,
         tuple(s.TRUSTED_PROXIES),
         s.PROXY_COUNT,
+        # Part of the cache key, so a changed database is read from then on.
+        str(locations.configured_path() or "") if locations.enabled() else "",
     )
 
 
@@ -120,10 +124,15 @@ def _facts(
     agent_length: int,
     proxies: tuple[str, ...],
     proxy_count: int | None,
+    geoip_path: str,
 ) -> str:
     facts: dict[str, str] = {}
     if capture_ip:
         facts["ip"] = client_ip({**dict(headers), "REMOTE_ADDR": remote})
+        # Only the short "City, CC": the facts are kept with every session.
+        location = locations.locate(facts["ip"]) if geoip_path else ""
+        if location:
+            facts["loc"] = location
     if agent is not None:
         facts["ua"] = agent[:agent_length]
     return json.dumps(facts, separators=(",", ":")) if facts else ""

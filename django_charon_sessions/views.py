@@ -114,6 +114,7 @@ def _page(
     context = {
         "sessions": sessions,
         "others": [s for s in sessions if not s.is_current],
+        "show_location": any(s.location for s in sessions),
         "form": form,
         "sign_in_again": sign_in_again,
         "login_url": _sign_in_again_url() if sign_in_again else "",

@@ -70,7 +70,9 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = f"django-charon-sessions {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+# Wide tables wrap inside the text column (tables.css says how).
+html_css_files = ["tables.css"]
 html_show_sourcelink = False
 
 # -- autodoc --------------------------------------------------------------------

@@ -95,6 +95,7 @@ TESTED_ELSEWHERE = {
     "E019": "test_missing_optional_libraries",
     "W005": "test_missing_optional_libraries",
     "W006": "tests/test_admin.py::test_check_warns_when_the_user_admin_lacks_the_pages",
+    "W008": "tests/test_locations.py::test_the_check_warns_when_geoip_path_names_no_database",
 }
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from django.core.management.base import CommandParser
 
 COLUMNS = ("ID", "CREATED", "LAST SEEN", "IP", "BROWSER / OS", "EXPIRES")
+LOCATION = "LOCATION"
 
 
 def _when(moment: datetime) -> str:
@@ -68,6 +69,7 @@ class Command(SessionsCommand):
                         "last_seen": s.last_seen.isoformat(),
                         "expires": s.expires.isoformat(),
                         "ip": s.ip,
+                        "location": s.location,
                         "browser": s.browser,
                         "os": s.os,
                     }
@@ -78,11 +80,15 @@ class Command(SessionsCommand):
         if not sessions:
             self.say(f"{describe_user(user)} has no live sessions.")
             return None
-        rows = [COLUMNS] + [
+        rows: list[tuple[str, ...]] = [COLUMNS, *(
             (s.id, _when(s.created), _when(s.last_seen), s.ip or "-",
              f"{s.browser} / {s.os}", _when(s.expires))
             for s in sessions
-        ]  # fmt: skip
+        )]  # fmt: skip
+        if any(s.location for s in sessions):
+            # After the IP it locates; only when there is one, so nothing changes without it.
+            locations = [LOCATION] + [s.location or "-" for s in sessions]
+            rows = [(*row[:4], loc, *row[4:]) for row, loc in zip(rows, locations, strict=True)]
         for line in _table(rows):
             self.say(line)
         self.say(f"{plural(len(sessions), 'live session')} of {describe_user(user)}.")
