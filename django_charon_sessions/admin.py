@@ -208,6 +208,7 @@ class SessionsAdminMixin(_Base):
             context |= {
                 "users": [(user, self._to_end(request, user)) for user in allowed],
                 "own_pk": request.user.pk,
+                "includes_self": any(self._keep_for(request, user) for user in allowed),
                 "skipped": skipped,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "action_name": "end_sessions_of_selected",

@@ -236,11 +236,19 @@ def test_admin_logging_themselves_out_everywhere_stays_here(backend, boss):
     assert not signed_in(elsewhere)
 
 
+def test_logging_yourself_out_everywhere_with_no_other_session_says_so(backend, boss):
+    text = " ".join(device(boss).get(end_url(boss)).text.split())
+    assert "You have no other live session: there is nothing to end." in text
+    assert "0 other" not in text
+
+
 def test_the_changelist_action_counts_what_ends_for_the_admin_themselves(backend, boss, ada):
     here, elsewhere, other = device(boss), device(boss, CHROME_MAC), device(boss)
     adas = device(ada)
     confirm = action_post(here, [boss, ada])
     text = " ".join(confirm.text.split())
+    assert "End the sessions listed below of the 2 selected users?" in text
+    assert "End every session" not in text
     assert "boss (you): 2 other live sessions end" in text
     assert "ada: 1 live session" in text
     done = action_post(here, [boss, ada], post="yes")
