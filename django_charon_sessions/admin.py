@@ -31,8 +31,9 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from .api import end_session, end_sessions, list_sessions, public_id
+from .api import UserSession, end_session, end_sessions, list_sessions, public_id
 from .keyspace import is_valid_member
+from .wording import describe_session
 
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
@@ -112,7 +113,8 @@ class SessionsAdminMixin(_Base):
             "app_label": self.opts.app_label,
             "original": obj,
             "title": title,
-            "subtitle": str(obj),
+            # None: the changelist action's page is about several users.
+            "subtitle": str(obj) if obj is not None else None,
             "has_view_permission": self.has_view_permission(request, obj),
             "has_change_permission": self.has_change_permission(request, obj),
             "can_end_sessions": self.has_end_sessions_permission(request, obj),
@@ -151,15 +153,15 @@ class SessionsAdminMixin(_Base):
         if request.method == "POST":
             return self._end(request, obj, session_id)
         sessions = list_sessions(obj, current_session_key=current)
+        keeps_current = not session_id and self._keep_for(request, obj) is not None
         if session_id:
             sessions = [s for s in sessions if s.id == session_id]
+        elif keeps_current:
+            # Count what will end: the session in use here is kept.
+            sessions = [s for s in sessions if not s.is_current]
         title = _("Revoke session") if session_id else _("Log out everywhere")
         context = self._context(request, obj, title)
-        context |= {
-            "session_id": session_id,
-            "sessions": sessions,
-            "keeps_current": not session_id and obj.pk == request.user.pk,
-        }
+        context |= {"session_id": session_id, "sessions": sessions, "keeps_current": keeps_current}
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.sessions_confirm_template, context)
 
@@ -171,10 +173,10 @@ class SessionsAdminMixin(_Base):
 
     def _end(self, request: HttpRequest, obj: Model, session_id: str) -> HttpResponse:
         if session_id:
+            # Read first: once ended, nothing is left to say which device it was.
+            target = _find(list_sessions(obj), session_id)
             count = int(end_session(obj, session_id))
-            what = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", count) % {
-                "count": count
-            }
+            what = _revoked(target)
         else:
             count = end_sessions(obj, keep_session_key=self._keep_for(request, obj))
             what = _ended(count)
@@ -205,7 +207,9 @@ class SessionsAdminMixin(_Base):
         if request.POST.get("post") != "yes":
             context = self._context(request, None, _("Log out everywhere"))
             context |= {
-                "users": [(user, len(list_sessions(user))) for user in allowed],
+                "users": [(user, self._to_end(request, user)) for user in allowed],
+                "own_pk": request.user.pk,
+                "includes_self": any(self._keep_for(request, user) for user in allowed),
                 "skipped": skipped,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "action_name": "end_sessions_of_selected",
@@ -219,6 +223,11 @@ class SessionsAdminMixin(_Base):
             sessions += count
         self.message_user(request, _summary(sessions, len(allowed), skipped), messages.SUCCESS)
         return None
+
+    def _to_end(self, request: HttpRequest, user: Model) -> int:
+        # As many as end_sessions() will end: the admin's own session here is kept.
+        keep = self._keep_for(request, user)
+        return sum(not s.is_current for s in list_sessions(user, current_session_key=keep))
 
     # The link on the change form
 
@@ -249,6 +258,16 @@ class SessionsAdminMixin(_Base):
         response.context_data["charon_parent_template"] = parent
         response.context_data["charon_sessions_url"] = self.sessions_url(obj)
         return response
+
+
+def _find(sessions: list[UserSession], session_id: str) -> UserSession | None:
+    return next((s for s in sessions if s.id == session_id), None)
+
+
+def _revoked(session: UserSession | None) -> str:
+    if session is None:
+        return _("Revoked 1 session.")
+    return _("Revoked the session of %(device)s.") % {"device": describe_session(session)}
 
 
 def _ended(count: int) -> str:

@@ -40,13 +40,25 @@ FUNCTION_COMMANDS = tuple(
 )
 
 
+def server_name(client: SyncClient) -> str:
+    """Return the address of a standalone server as people write it: ``host:port``."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs: dict[str, Any] = getattr(pool, "connection_kwargs", None) or {}
+    if kwargs.get("path"):
+        return str(kwargs["path"])
+    host = str(kwargs.get("host", "localhost"))
+    port = kwargs.get("port", 6379)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def libraries_per_node(client: SyncClient) -> dict[str, set[str]]:
     """Return the names of the function libraries loaded on each server.
 
-    A standalone server is named "redis"; a Cluster answers per primary.
+    Servers are named by address: ``host:port`` (a socket's path), each
+    primary of a Cluster by its own.
     """
     listing: Any = client.function_list()
-    per_node = listing if isinstance(listing, dict) else {"redis": listing}
+    per_node = listing if isinstance(listing, dict) else {server_name(client): listing}
     out: dict[str, set[str]] = {}
     for node, entries in per_node.items():
         names = set()

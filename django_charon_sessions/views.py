@@ -24,6 +24,7 @@ from .forms import ConfirmPasswordForm
 from .keyspace import is_valid_member
 from .receivers import AUTH_TIME_KEY
 from .signals import REASON_LOGOUT_EVERYWHERE, REASON_REVOKED
+from .wording import describe_session
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -88,8 +89,15 @@ def _end(request: HttpRequest, target: str) -> None:
         text = _("Use “Sign out” to end this device's session.")
         messages.info(request, text, fail_silently=True)
         return
+    # Read first: once ended, nothing is left to say which device it was.
+    found = [s for s in list_sessions(request.user) if s.id == target]
     if end_session(request.user, target, reason=REASON_REVOKED):
-        messages.success(request, _("Signed out that device."), fail_silently=True)
+        text = (
+            _("Signed out %(device)s.") % {"device": describe_session(found[0])}
+            if found
+            else _("Signed out that device.")
+        )
+        messages.success(request, text, fail_silently=True)
     else:
         messages.info(request, _("That device was already signed out."), fail_silently=True)
 

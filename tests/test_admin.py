@@ -20,6 +20,7 @@ from django_charon_sessions.admin import SessionsAdminMixin, adopt_user_admin
 from django_charon_sessions.checks import check_admin
 from django_charon_sessions.keyspace import member_of
 from django_charon_sessions.receivers import AUTH_TIME_KEY
+from django_charon_sessions.wording import exact_time
 from tests.devices import CHROME_MAC, FIREFOX, PASSWORD, csrf_field, device, key_of, signed_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.backends("fake", "redis")]
@@ -196,11 +197,18 @@ def test_revoke_one_confirms_then_ends_only_that_one(backend, ada, boss):
     assert f'name="session" value="{target}"' in confirm.text
     assert signed_in(phone)
 
+    created = next(s.created for s in api.list_sessions(ada) if s.id == target)
     response = admin_client.post(end_url(ada), {"session": target}, follow=True)
-    assert messages_of(response) == ["Revoked 1 session."]
+    said = (
+        "Revoked the session of Chrome 120 on Mac OS X 10.15, IP 192.0.2.10, signed in "
+        f"{exact_time(created)}, id {target[:8]}."
+    )
+    assert messages_of(response) == [said]
+    assert said.endswith(" UTC, id " + target[:8] + ".")  # the zone is named
+    assert key_of(phone) not in said
     assert not signed_in(phone)
     assert signed_in(laptop)
-    assert LogEntry.objects.get(object_id=str(ada.pk)).change_message == "Revoked 1 session."
+    assert LogEntry.objects.get(object_id=str(ada.pk)).change_message == said
 
 
 def test_revoke_cannot_reach_another_users_session(backend, ada, boss, django_user_model):
@@ -217,11 +225,53 @@ def test_revoke_cannot_reach_another_users_session(backend, ada, boss, django_us
 def test_admin_logging_themselves_out_everywhere_stays_here(backend, boss):
     here, elsewhere = device(boss), device(boss, CHROME_MAC)
     confirm = here.get(end_url(boss))
-    assert "Your current session stays signed in." in confirm.text
+    text = " ".join(confirm.text.split())
+    # The count shown is the count that ends: the session in use is not one of them.
+    assert "This ends your 1 other live session at once" in text
+    assert "stays signed in" in text
+    assert "all 2" not in text and "their" not in text
     response = here.post(end_url(boss), follow=True)
     assert messages_of(response) == ["Logged out everywhere: ended 1 session."]
     assert signed_in(here)
     assert not signed_in(elsewhere)
+
+
+def test_logging_yourself_out_everywhere_with_no_other_session_says_so(backend, boss):
+    text = " ".join(device(boss).get(end_url(boss)).text.split())
+    assert "You have no other live session: there is nothing to end." in text
+    assert "0 other" not in text
+
+
+def test_the_changelist_action_counts_what_ends_for_the_admin_themselves(backend, boss, ada):
+    here, elsewhere, other = device(boss), device(boss, CHROME_MAC), device(boss)
+    adas = device(ada)
+    confirm = action_post(here, [boss, ada])
+    text = " ".join(confirm.text.split())
+    assert "End the sessions listed below of the 2 selected users?" in text
+    assert "End every session" not in text
+    assert "boss (you): 2 other live sessions end" in text
+    assert "ada: 1 live session" in text
+    done = action_post(here, [boss, ada], post="yes")
+    assert messages_of(done) == ["Ended 3 sessions of 2 selected users."]
+    assert signed_in(here)
+    assert not any(signed_in(d) for d in (elsewhere, other, adas))
+
+
+def test_the_changelist_action_page_has_no_none_subtitle(backend, ada, boss):
+    confirm = action_post(device(boss), [ada])
+    assert confirm.status_code == 200
+    assert ">None<" not in confirm.text
+    assert confirm.context["subtitle"] is None
+
+
+def test_exact_times_name_the_time_zone(backend, ada, boss, settings):
+    laptop = device(ada)
+    settings.TIME_ZONE = "Europe/Paris"
+    created = api.list_sessions(ada)[0].created
+    page = device(boss).get(sessions_url(ada)).text
+    assert exact_time(created).endswith((" CET", " CEST"))
+    assert exact_time(created) in page
+    assert f"{exact_time(created)}" in laptop.get("/accounts/sessions/").text
 
 
 def test_admin_cannot_revoke_their_own_current_session(backend, boss):
@@ -372,7 +422,11 @@ def test_own_page_marks_this_device_and_signs_out_another(backend, ada):
     response = laptop.post(
         MY_SESSIONS, {"end": member_of(key_of(phone)), **csrf_field(laptop)}, follow=True
     )
-    assert messages_of(response) == ["Signed out that device."]
+    created = next(s.created for s in api.list_sessions(ada) if not s.is_current)
+    assert messages_of(response) == [
+        f"Signed out Chrome 120 on Mac OS X 10.15, IP 192.0.2.10, signed in "
+        f"{exact_time(created)}, id {member_of(key_of(phone))[:8]}."
+    ]
     assert not signed_in(phone)
     assert signed_in(laptop)
 
@@ -424,7 +478,7 @@ def test_own_page_asks_for_the_password_after_a_while(backend, ada):
     assert signed_in(phone)
 
     right = laptop.post(MY_SESSIONS, {"end": target, "password": PASSWORD}, follow=True)
-    assert messages_of(right) == ["Signed out that device."]
+    assert messages_of(right)[0].startswith("Signed out Chrome 120 on Mac OS X 10.15, IP ")
     assert not signed_in(phone)
     assert 'type="password"' not in right.text  # confirmed just now
 
@@ -464,7 +518,7 @@ def test_confirming_a_password_whose_hash_is_upgraded_keeps_this_device(backend,
         response = laptop.post(
             MY_SESSIONS, {"end": member_of(key_of(phone)), "password": PASSWORD}, follow=True
         )
-    assert messages_of(response) == ["Signed out that device."]
+    assert messages_of(response)[0].startswith("Signed out Chrome 120 on Mac OS X 10.15, IP ")
     ada.refresh_from_db()
     assert ada.password.startswith("pbkdf2_sha256$")
     assert signed_in(laptop)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from io import StringIO
 
@@ -12,6 +16,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from django_charon_sessions import api, library
+from django_charon_sessions.client import get_client
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import Keys, member_of, user_tag
 
@@ -86,10 +91,15 @@ def test_cleanup_dry_run_then_run_then_nothing_left(backend, stale):
 
 
 def test_cleanup_json_and_detail(backend, stale):
-    tag = user_tag(api.user_id_of(stale))
     out = StringIO()
     call_command("sessions_cleanup", "--dry-run", verbosity=2, stdout=out)
-    assert out.getvalue().splitlines()[0] == f"  user {tag}: 1 expired, 1 vanished, 2 live"
+    # Named as sessions_list names users, not by the tag of their index.
+    assert out.getvalue().splitlines()[0] == (
+        f"  user ada (pk {stale.pk}): 1 expired, 1 vanished, 2 live"
+    )
+    [detail] = run_json("sessions_cleanup", "--dry-run", "-v", "2")["details"]  # type: ignore[index]
+    assert detail["user"] == "ada" and detail["pk"] == str(stale.pk)
+    assert detail["tag"] == user_tag(api.user_id_of(stale))
     assert run_json("sessions_cleanup", "--batch-size", "1") == {
         "dry_run": False,
         "indexes": 1,
@@ -99,6 +109,15 @@ def test_cleanup_json_and_detail(backend, stale):
         "live_sessions": 2,
         "users": 1,
     }
+
+
+def test_cleanup_detail_names_a_user_gone_from_the_database(backend, ada):
+    sessions_of(ada, 1)
+    sessions_of("999999", 2)  # signed in as a user the database does not hold
+    tag = user_tag("999999")
+    lines = run("sessions_cleanup", "-v", "2").splitlines()
+    assert f"  user ada (pk {ada.pk}): 0 expired, 0 vanished, 1 live" in lines
+    assert any(line.startswith(f"  user not in the database (tag {tag}):") for line in lines)
 
 
 def test_cleanup_is_what_clear_expired_does(backend, stale):
@@ -204,6 +223,10 @@ def test_list_a_users_sessions(backend, ada):
         assert " - " in line and "Unknown / Unknown" in line
     assert lines[3] == f"2 live sessions of ada (pk {ada.pk})."
     assert len(lines) == 4
+    # -v 2 adds what the table leaves out: each session's whole user agent.
+    detailed = run("sessions_list", "ada", "-v", "2").splitlines()
+    assert detailed[:3] == lines[:3] and detailed[-1] == lines[3]
+    assert detailed[3:5] == [f"  {s.id}  user agent: -" for s in listed]
     data = run_json("sessions_list", str(ada.pk))
     assert [d["id"] for d in data] == [s.id for s in listed]  # type: ignore[union-attr]
 
@@ -244,6 +267,26 @@ def test_functions_status_load_and_source(backend):
     assert run("sessions_functions", "source") == library.SOURCE
 
 
+def test_functions_status_names_servers_by_address(backend):
+    if backend.name == "cluster":
+        expected = sorted(n.name for n in backend.admin.get_primaries())
+    else:
+        kwargs = get_client().connection_pool.connection_kwargs
+        expected = [f"{kwargs['host']}:{kwargs['port']}"]
+        if backend.name == "redis":
+            assert expected == [
+                backend.admin.connection_pool.connection_kwargs["host"]
+                + ":"
+                + str(backend.admin.connection_pool.connection_kwargs["port"])
+            ]
+    run("sessions_functions", "load")
+    servers = run_json("sessions_functions")["servers"]  # type: ignore[index]
+    assert sorted(servers) == expected
+    lines = run("sessions_functions").splitlines()[1:]
+    assert [line.split(": ")[0].strip() for line in lines] == expected
+    assert all(":" in name and name != "redis" for name in expected)
+
+
 class _Terminal(StringIO):
     def isatty(self) -> bool:
         return True
@@ -254,7 +297,8 @@ def test_progress_goes_to_a_terminal_only(backend, ada, monkeypatch):
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
     run("sessions_cleanup", "--batch-size", "1")
-    assert "1 user index scanned, 0 entries removed" in terminal.getvalue()
+    shown = terminal.getvalue()
+    assert re.search(r"1 user index scanned, 0 entries removed, [0-9]+/s", shown)
     piped = StringIO()
     monkeypatch.setattr("sys.stderr", piped)
     run("sessions_cleanup")
@@ -327,3 +371,62 @@ def test_counts_up_to_the_limit_are_accepted(backend, stale):
     assert "Would import 0 sessions" in run(
         "sessions_import", "--from", "db", "--dry-run", "--batch-size", "100000"
     )
+
+
+def test_import_progress_gives_the_total_and_the_rate(backend, ada, monkeypatch):
+    from django.contrib.sessions.backends.db import SessionStore as DbStore
+
+    for _ in range(3):
+        DbStore().save(must_create=True)
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    run("sessions_import", "--from", "db", "--dry-run", "--batch-size", "2")
+    shown = terminal.getvalue()
+    assert re.search(r"2 of 3 sessions read, 2 imported, 66%, [0-9]+/s", shown)
+    assert re.search(r"3 of 3 sessions read, 3 imported, 100%, [0-9]+/s", shown)
+
+
+# -- output piped into a reader that stops early ---------------------------------------
+
+
+# Run in a child process: an in-memory database and a fake Redis of its own,
+# one user with many sessions, then `manage.py sessions_list ada -v 2`.
+_PIPED_CHILD = """
+import django
+from django.core.management import call_command, execute_from_command_line
+django.setup()
+from django.contrib.auth import get_user_model
+from django_charon_sessions.engine import SessionStore
+call_command("migrate", verbosity=0)
+ada = get_user_model().objects.create_user("ada", password="x")
+for _ in range(100):
+    s = SessionStore()
+    s["_auth_user_id"] = str(ada.pk)
+    s.save()
+execute_from_command_line(["manage.py", "sessions_list", "ada", "-v", "2"])
+"""
+
+
+def test_a_closed_pipe_ends_the_command_quietly(repo_root):
+    import fcntl
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "DJANGO_DB": ":memory:"}
+    env.pop("CHARON_REDIS_URL", None)  # the settings' in-process fake Redis
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PIPED_CHILD],
+        cwd=repo_root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    # A pipe much smaller than the output: the command is still writing when
+    # the reader goes, as with `| head -1`, whatever the timing.
+    fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+    assert child.stdout.readline().split()[0] == b"ID"
+    child.stdout.close()
+    errors = child.stderr.read().decode()
+    child.wait(timeout=120)
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors
+    assert errors == ""
+    assert child.returncode == 1

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import translation
 
 from ..exceptions import SessionStoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 # The limits of what the commands accept, in one place. Ten years covers any
 # session's lifetime; a larger window would only overflow datetime arithmetic.
@@ -34,9 +39,20 @@ class SessionsCommand(BaseCommand):
             help="Print one JSON document on standard output instead of text.",
         )
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        # Output piped into `head` (or a pager that quits): the reader is gone,
+        # so stop quietly instead of ending in a BrokenPipeError traceback.
+        try:
+            super().run_from_argv(argv)
+            sys.stdout.flush()  # a buffered pipe fails here, not in the writes
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(1)
+
     def execute(self, *args: Any, **options: Any) -> str | None:
         self.as_json = bool(options.get("json"))
         self.verbosity = int(options.get("verbosity", 1))
+        self.started = time.monotonic()
         # Output stays in English, whatever LANGUAGE_CODE says: operators
         # grep it, scripts parse it and it goes into bug reports.
         try:
@@ -53,16 +69,36 @@ class SessionsCommand(BaseCommand):
         if not self.as_json and self.verbosity >= level:
             self.stdout.write(text)
 
+    def shows_progress(self) -> bool:
+        """Return whether progress lines are shown (on a terminal, not with --json)."""
+        return not self.as_json and self.verbosity >= 1 and sys.stderr.isatty()
+
     def progress(self, text: str) -> None:
         """Show a progress line on a terminal; silent in pipes, cron and --json."""
-        if not self.as_json and self.verbosity >= 1 and sys.stderr.isatty():
+        if self.shows_progress():
             sys.stderr.write(f"\r{text}\033[K")
             sys.stderr.flush()
+
+    def pace(self, done: int, total: int | None = None) -> str:
+        """Return the share of ``total`` that ``done`` is (when known) and the rate per second."""
+        elapsed = max(time.monotonic() - self.started, 1e-3)
+        rate = f"{done / elapsed:.0f}/s"
+        if not total:
+            return rate
+        return f"{min(done, total) * 100 // total}%, {rate}"
 
     def end_progress(self) -> None:
         if not self.as_json and self.verbosity >= 1 and sys.stderr.isatty():
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout once more at exit: point it at /dev/null first.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def add_batch_size(parser: CommandParser, default: int, what: str) -> None:
@@ -164,3 +200,27 @@ def resolve_user(value: str) -> Any:
 
 def describe_user(user: Any) -> str:
     return f"{user.get_username()} (pk {user.pk})"
+
+
+def users_by_tag(tags: Collection[str]) -> dict[str, Any]:
+    """Return the users whose session indexes carry ``tags``, by tag.
+
+    A tag is a keyed hash of the user id and cannot be read back, so the ids
+    of the user table are hashed (ids only, in chunks) until every tag is
+    found: one pass over the table at most. Tags of no user are left out.
+    """
+    from django.contrib.auth import get_user_model
+
+    from ..keyspace import user_tags
+
+    wanted = set(tags)
+    found: dict[str, Any] = {}
+    model = get_user_model()
+    for pk in model._default_manager.values_list("pk", flat=True).iterator(chunk_size=2000):
+        for tag in user_tags(str(pk)):
+            if tag in wanted:
+                found[tag] = pk
+        if len(found) == len(wanted):
+            break
+    users = model._default_manager.in_bulk(list(found.values()))
+    return {tag: users[pk] for tag, pk in found.items() if pk in users}

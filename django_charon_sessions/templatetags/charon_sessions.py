@@ -8,6 +8,8 @@ from django import template
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 
+from ..wording import exact_time
+
 register = template.Library()
 
 
@@ -25,3 +27,9 @@ def from_now(value: datetime) -> str:
     if (value - datetime.now(timezone.utc)).total_seconds() < 60:
         return _("now")
     return _("in %(delta)s") % {"delta": timeuntil(value)}
+
+
+@register.filter
+def exact(value: datetime) -> str:
+    """Render a moment in the locale's format, naming the time zone."""
+    return exact_time(value)

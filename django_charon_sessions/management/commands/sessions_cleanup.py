@@ -6,7 +6,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ...maintenance import DEFAULT_BATCH, CleanupReport, cleanup
-from ..base import SessionsCommand, add_batch_size, parse_count, plural
+from ..base import (
+    SessionsCommand,
+    add_batch_size,
+    describe_user,
+    parse_count,
+    plural,
+    users_by_tag,
+)
 
 if TYPE_CHECKING:
     from django.core.management.base import CommandParser
@@ -35,16 +42,25 @@ class Command(SessionsCommand):
             progress=self._show,
         )
         self.end_progress()
+        users = users_by_tag({d.tag for d in report.details}) if report.details else {}
         if self.as_json:
             data = asdict(report)
             if self.verbosity < 2:
                 del data["details"]
+            for detail in data.get("details", []):
+                who = users.get(detail["tag"])
+                detail["user"] = who.get_username() if who is not None else None
+                detail["pk"] = str(who.pk) if who is not None else None
             self.emit_json(data)
             return
-        for user in report.details:
+        for detail in report.details:
+            who = users.get(detail.tag)
+            name = (
+                describe_user(who) if who is not None else f"not in the database (tag {detail.tag})"
+            )
             self.say(
-                f"  user {user.tag}: {user.expired} expired, {user.vanished} vanished, "
-                f"{user.live} live",
+                f"  user {name}: {detail.expired} expired, {detail.vanished} vanished, "
+                f"{detail.live} live",
                 level=2,
             )
         verb = "Would remove" if report.dry_run else "Removed"
@@ -63,5 +79,6 @@ class Command(SessionsCommand):
         scanned = plural(report.indexes, "user index", "user indexes")
         removed = plural(report.removed, "entry", "entries")
         self.progress(
-            f"{scanned} scanned, {removed} {'to remove' if report.dry_run else 'removed'}"
+            f"{scanned} scanned, {removed} {'to remove' if report.dry_run else 'removed'}, "
+            f"{self.pace(report.indexes)}"
         )

@@ -24,6 +24,9 @@ class Command(SessionsCommand):
         "the source is removed. An interrupted run continues where it stopped."
     )
 
+    #: Rows in the source table, for the progress line (None: not counted).
+    total: int | None = None
+
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
@@ -48,6 +51,7 @@ class Command(SessionsCommand):
         batch_size = parse_count(options["batch_size"], "--batch-size")
         if source == "cache":
             self._check_cache(options["cache_alias"])
+        self.total = self._rows() if source != "cache" and self.shows_progress() else None
         report = import_sessions(
             source,
             cache_alias=options["cache_alias"],
@@ -95,5 +99,15 @@ class Command(SessionsCommand):
             found = backend or "not in CACHES"
             raise CommandError(f"--from cache needs a django-redis cache; {alias!r} is {found}.")
 
+    def _rows(self) -> int:
+        # The table's size, for the progress line; a cache has no cheap count.
+        from django.contrib.sessions.models import Session
+
+        return int(Session.objects.count())
+
     def _show(self, report: ImportReport) -> None:
-        self.progress(f"{report.seen} sessions read, {report.imported} imported")
+        read = f"{report.seen} of {self.total}" if self.total else str(report.seen)
+        self.progress(
+            f"{read} sessions read, {report.imported} imported, "
+            f"{self.pace(report.seen, self.total)}"
+        )

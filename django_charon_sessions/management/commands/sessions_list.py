@@ -39,7 +39,8 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 class Command(SessionsCommand):
     help = (
         "List a user's live sessions (public id, created, last seen, IP, browser and OS, "
-        "expiry), or, with no USER, how many sessions and users are live and active."
+        "expiry; with -v 2 each one's whole user agent too), or, with no USER, how many "
+        "sessions and users are live and active."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -91,6 +92,9 @@ class Command(SessionsCommand):
             rows = [(*row[:4], loc, *row[4:]) for row, loc in zip(rows, locations, strict=True)]
         for line in _table(rows):
             self.say(line)
+        # The detail the table cuts short: each session's whole user agent.
+        for s in sessions:
+            self.say(f"  {s.id}  user agent: {s.user_agent or '-'}", level=2)
         self.say(f"{plural(len(sessions), 'live session')} of {describe_user(user)}.")
         return None
 
