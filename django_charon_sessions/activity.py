@@ -73,17 +73,14 @@ def _prepared() -> SyncClient:
 def online(windows: Sequence[timedelta] = ONLINE_WINDOWS) -> list[Online]:
     """Count the sessions and users seen within each window.
 
-    One command per hash slot finds the slots with activity in the longest
-    window; one call per such slot counts. Users are counted within a day
-    at most (the user activity sets keep no more).
+    One read-only call per hash slot. Users are counted within a day at
+    most (the user activity sets keep no more).
     """
     client = _prepared()
     now = _now_ms()
     since = [now - int(w.total_seconds() * 1000) for w in windows]
     pairs = all_activity_keys(key_prefix())
-    heads = send(client, [_range(s, "+inf", str(min(since)), 1) for s, _ in pairs])
-    active = [pair for pair, head in zip(pairs, heads, strict=True) if head]
-    replies = send(client, [calls.activity(pair, since).command() for pair in active])
+    replies = send(client, [calls.activity(pair, since).command() for pair in pairs])
     totals = [0] * (2 * len(windows))
     for reply in replies:
         for n, value in enumerate(reply):
