@@ -24,7 +24,12 @@ PAGE = "/admin/django_charon_sessions/sitesession/"
 
 
 def test_admin_finds_and_bulk_revokes_sessions_site_wide(
-    live_server, backend, chromium, people, shots, django_user_model
+    live_server,
+    backend,
+    chromium,  # noqa: F811 - the fixture imported above
+    people,  # noqa: F811
+    shots,  # noqa: F811
+    django_user_model,
 ):
     base = live_server.url
     django_user_model.objects.create_user("bob", "bob@example.com", "pw-for-browser-tests-1")
