@@ -172,7 +172,9 @@ def recent_sessions(
 
     Return also the cursor of the next page (pass it as ``before_ms``), None
     on the last page. Looks back :data:`LONGEST_WINDOW` at most. A few
-    rounds at most: entries of sessions that ended since are skipped.
+    rounds at most: entries of sessions that ended since are skipped. The
+    cursor is a millisecond: a session seen in the same millisecond as the
+    last one of a page, but not on it, is not on the next page either.
     """
     client = _prepared()
     since = _now_ms() - ACTIVITY_WINDOW_MS
