@@ -27,6 +27,7 @@ import redis.exceptions as rexc
 from .client import aexchange, exchange, is_cluster, transport_gone
 from .conf import charon_settings
 from .errors import is_missing, missing_error, translate
+from .keyspace import ACTIVITY_WINDOW_MS, USERS_WINDOW_MS, activity_keys
 from .library import SOURCE, function_name
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ LIST = function_name("list")
 END_ONE = function_name("end_one")
 END_ALL = function_name("end_all")
 STATS = function_name("stats")
+ACTIVITY = function_name("activity")
 PURGE = function_name("purge")
 SWEEP = function_name("sweep")
 IMPORT = function_name("import")
@@ -209,8 +211,10 @@ RETRACT = function_name("retract")
 
 def load(keys: Keys, touch: int, absolute: int, facts: str) -> Call[bytes | None]:
     """Read a live session's record; update "last seen" at most every ``touch`` s."""
+    activity, users = activity_keys(keys.index)
     return Call(
-        LOAD, (keys.record, keys.index, keys.meta), (keys.member, touch, absolute, facts),
+        LOAD, (keys.record, keys.index, keys.meta, activity, users),
+        (keys.member, touch, absolute, facts, ACTIVITY_WINDOW_MS, USERS_WINDOW_MS),
         _bytes_or_none,
     )  # fmt: skip
 
@@ -230,11 +234,18 @@ def create(
     absolute: int,
     limit: int,
 ) -> Call[int]:
-    """Write a new record (never over an existing one), indexed if signed in."""
+    """Write a new record (never over an existing one), indexed if signed in.
+
+    A signed-in session is noted in its slot's activity sets.
+    """
+    activity, users = activity_keys(keys.index)
     return Call(
         CREATE,
-        (keys.record, keys.index, keys.meta, keys.ended),
-        (keys.member, ttl_ms, user or "", created, record, facts, absolute, limit),
+        (keys.record, keys.index, keys.meta, keys.ended, activity, users),
+        (
+            *(keys.member, ttl_ms, user or "", created, record, facts, absolute, limit),
+            *(ACTIVITY_WINDOW_MS, USERS_WINDOW_MS),
+        ),
         int,
     )
 
@@ -261,10 +272,14 @@ def cycle(
     absolute: int,
 ) -> Call[int | bytes]:
     """Move a live record of ``version`` to a new key in the same slot."""
+    activity, users = activity_keys(old.index)
     return Call(
         CYCLE,
-        (old.record, new.record, old.index, old.meta),
-        (old.member, new.member, version, ttl_ms, user or "", record, absolute),
+        (old.record, new.record, old.index, old.meta, activity, users),
+        (
+            *(old.member, new.member, version, ttl_ms, user or "", record, absolute),
+            *(ACTIVITY_WINDOW_MS, USERS_WINDOW_MS),
+        ),
         _code_or_record,
     )
 
@@ -293,6 +308,11 @@ def end_all(keys: UserKeys, keep: str | None = None) -> Call[int]:
 def stats(keys: UserKeys, since: int) -> Call[list[int]]:
     """Count a user's live sessions and those seen since ``since`` (unix s)."""
     return Call(STATS, (keys.index, keys.meta), (since,), _ints, read_only=True)
+
+
+def activity(keys: tuple[str, str], since: Sequence[int]) -> Call[list[int]]:
+    """Count a slot's sessions, then users, seen since each moment of ``since`` (unix ms)."""
+    return Call(ACTIVITY, keys, tuple(since), _ints, read_only=True)
 
 
 def purge(keys: UserKeys, members: Sequence[str]) -> Call[int]:

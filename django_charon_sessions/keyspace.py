@@ -20,6 +20,7 @@ starting with "-", so it can be passed on a command line).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -285,3 +286,91 @@ def slot_keys_pattern(prefix: str) -> str:
 def acl_key_pattern(prefix: str) -> str:
     """Return the ACL key pattern that covers every key of ``prefix``."""
     return f"{prefix}:*"
+
+
+# -- site-wide activity ----------------------------------------------------------
+#
+# Who was active lately is kept in one pair of sorted sets per Cluster hash
+# slot: ``P:{S}:s`` (sessions: member ``T + M + user id``, score last seen in
+# unix ms) and ``P:{S}:u`` (users: member the user id, same score). ``S`` is a
+# *slot tag*: a short string (``[@A-O]``, never a user tag's alphabet) whose
+# slot is the slot of every user tag ``T`` it serves, so the "last seen"
+# update writes them in the same function call as the session's own keys.
+
+#: Redis Cluster's hash slots.
+SLOTS = 16384
+#: How long the session activity sets keep an entry: the longest window the
+#: admin's search by IP or browser offers.
+ACTIVITY_WINDOW_MS = 7 * 24 * 3600 * 1000
+#: How long the user activity sets keep an entry: the longest "who is online" window.
+USERS_WINDOW_MS = 24 * 3600 * 1000
+
+_SLOT_BASE = b"@@@@"
+
+
+@lru_cache(maxsize=1)
+def _slot_basis() -> dict[int, tuple[int, int]]:
+    # CRC16 (XMODEM, what Cluster uses) is linear over GF(2) for messages of
+    # one length: crc(a ^ b) == crc(a) ^ crc(b). Flipping the low four bits of
+    # each of four bytes spans all 14 slot bits, so every slot's tag is solved
+    # for directly (no search): pivot bit -> (slot bits, flipped bits).
+    basis: dict[int, tuple[int, int]] = {}
+    for bit in range(4 * len(_SLOT_BASE)):
+        flip = bytearray(len(_SLOT_BASE))
+        flip[bit // 4] = 1 << (bit % 4)
+        value, combo = binascii.crc_hqx(bytes(flip), 0) & (SLOTS - 1), 1 << bit
+        for pivot in sorted(basis, reverse=True):
+            if value >> pivot & 1:
+                value, combo = value ^ basis[pivot][0], combo ^ basis[pivot][1]
+        if value:
+            basis[value.bit_length() - 1] = (value, combo)
+    return basis
+
+
+def slot_of(tag: str) -> int:
+    """Return the Redis Cluster hash slot of the keys of ``tag`` (``P:{T}...``)."""
+    return binascii.crc_hqx(tag.encode(), 0) & (SLOTS - 1)
+
+
+@lru_cache(maxsize=SLOTS)
+def slot_tag(slot: int) -> str:
+    """Return the slot tag ``S`` whose keys ``P:{S}...`` live in hash slot ``slot``."""
+    target = slot ^ (binascii.crc_hqx(_SLOT_BASE, 0) & (SLOTS - 1))
+    combo = 0
+    for pivot, (value, flips) in sorted(_slot_basis().items(), reverse=True):
+        if target >> pivot & 1:
+            target, combo = target ^ value, combo ^ flips
+    raw = bytes(b ^ (combo >> (4 * n) & 15) for n, b in enumerate(_SLOT_BASE))
+    return raw.decode("ascii")
+
+
+@lru_cache(maxsize=4096)
+def activity_keys(index: str) -> tuple[str, str]:
+    """Return the session and user activity sets in the slot of a user's index ``P:{T}:i``."""
+    prefix, tag = index[: index.index(":{")], tag_of_slot_key(index)
+    base = f"{prefix}:{{{slot_tag(slot_of(tag))}}}:"
+    return base + "s", base + "u"
+
+
+def all_activity_keys(prefix: str) -> list[tuple[str, str]]:
+    """Return the session and user activity sets of every slot."""
+    return [(f"{prefix}:{{{s}}}:s", f"{prefix}:{{{s}}}:u") for s in map(slot_tag, range(SLOTS))]
+
+
+def activity_entry(tag: str, member: str, user_id: str) -> str:
+    """Return the member of a session in the session activity sets."""
+    return tag + member + user_id
+
+
+def parse_activity_entry(entry: str) -> tuple[str, str, str]:
+    """Return the tag, member and user id of a session activity entry."""
+    return (
+        entry[:TAG_LENGTH],
+        entry[TAG_LENGTH : TAG_LENGTH + MEMBER_LENGTH],
+        entry[TAG_LENGTH + MEMBER_LENGTH :],
+    )
+
+
+def activity_pattern(prefix: str) -> str:
+    """Return the SCAN pattern of every slot's session activity set."""
+    return _slot_kind_pattern(prefix, "s")

@@ -240,12 +240,17 @@ def test_list_summary(backend, ada, bob):
     sessions_of(bob, 1)
     assert run("sessions_list", "--active-within", "2h") == (
         "Live sessions: 3\nUsers with live sessions: 2\nActive within 7200s: 3\n"
+        "Seen within 5m: 2 users, 3 sessions\n"
+        "Seen within 1h: 2 users, 3 sessions\n"
+        "Seen within 1d: 2 users, 3 sessions\n"
     )
+    online = [{"within_seconds": w, "sessions": 3, "users": 2} for w in (300, 3600, 86400)]
     assert run_json("sessions_list") == {
         "sessions": 3,
         "users": 2,
         "active": 3,
         "active_within_seconds": 900,
+        "online": online,
     }
     with pytest.raises(CommandError, match="is not a duration"):
         run("sessions_list", "--active-within", "soon")

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
+from redis.crc import key_slot
 
 from django_charon_sessions import api
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.keyspace import (
+    SLOTS,
     TAG_LENGTH,
     Keys,
     UserKeys,
+    activity_keys,
+    activity_pattern,
     ended_pattern,
     index_pattern,
     is_valid_member,
@@ -25,11 +30,15 @@ from django_charon_sessions.keyspace import (
     record_pattern,
     retag,
     slot_keys_pattern,
+    slot_of,
+    slot_tag,
     user_tag,
     user_tags,
 )
 
 pytestmark = pytest.mark.django_db
+
+_TAG_ALPHABET_RE = re.compile("[a-z2-7]")
 
 
 def cookie(client: Client) -> str:
@@ -141,8 +150,10 @@ def test_each_scan_pattern_finds_exactly_its_kind_of_key(backend):
     assert found(index_pattern(prefix)) == {one.index}
     assert found(ended_pattern(prefix)) == {two.ended}
     assert found(record_pattern(prefix)) == records
+    activity = {*activity_keys(one.index), *activity_keys(two.index)}
+    assert found(activity_pattern(prefix)) == {k for k in activity if k.endswith(":s")}
     everything = {k.decode() for k in backend.keys()}  # noqa: SIM118 - a scan
-    assert everything == records | {one.index, one.meta, two.ended}
+    assert everything == records | {one.index, one.meta, two.ended} | activity
     assert found(slot_keys_pattern(prefix)) == everything
     # Another prefix's keys match none of them, not even one that starts alike.
     assert found(slot_keys_pattern(prefix + "x")) == found(slot_keys_pattern(prefix[:-1])) == set()
@@ -155,3 +166,15 @@ def test_retag_moves_a_key_to_another_slot_and_keeps_its_kind():
     assert [retag(k, tag) for k in (keys.record, keys.index, keys.meta)] == [
         moved.record, moved.index, moved.meta,
     ]  # fmt: skip
+
+
+def test_each_slot_tag_lives_in_its_slot():
+    for slot in range(SLOTS):
+        tag = slot_tag(slot)
+        assert key_slot(f"charon:{{{tag}}}:s".encode()) == slot
+        assert not _TAG_ALPHABET_RE.search(tag)  # never taken for a user's tag
+    for uid in map(str, range(200)):
+        tag = user_tag(uid)
+        index = UserKeys.for_tag("charon", tag).index
+        assert {key_slot(k.encode()) for k in activity_keys(index)} == {key_slot(index.encode())}
+        assert slot_of(tag) == key_slot(index.encode())

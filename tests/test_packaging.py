@@ -52,7 +52,7 @@ def test_library_source_is_versioned():
     expected = {
         calls.LOAD, calls.EXISTS, calls.CREATE, calls.SAVE, calls.CYCLE, calls.DELETE,
         calls.SWEEP, calls.LIST, calls.END_ONE, calls.END_ALL, calls.STATS, calls.PURGE,
-        calls.IMPORT, calls.RETRACT,
+        calls.IMPORT, calls.RETRACT, calls.ACTIVITY,
     }  # fmt: skip
     assert names == expected
     assert all(name.startswith(library.LIBRARY + "_") for name in names)

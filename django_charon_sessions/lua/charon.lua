@@ -32,6 +32,15 @@ Key schema (P is the KEY_PREFIX setting, T a 15 character tag, M a member):
                       this slot, member M, score = the source's expiry (unix
                       ms) as the last import pass saw it. Only import and
                       retract use it (see "Imports" below).
+  P:{S}:s     ZSET    site-wide session activity of one hash slot: member
+                      T .. M .. U (tag, member, user id), score = last seen
+                      (unix ms). S is a slot tag: a string whose hash slot is
+                      that of every T it serves (Python computes it), so these
+                      keys are written in the same call as the session's own.
+                      Entries older than the window are dropped on write; the
+                      key expires a window after its last write.
+  P:{S}:u     ZSET    site-wide user activity of one hash slot: member U,
+                      score = last seen (unix ms); same rules, its own window.
 
 The keys of one tag share a hash slot, so every call below touches exactly
 one slot and runs unchanged on Redis Cluster. Every key a function touches is
@@ -102,6 +111,18 @@ end
 local function expire_at_least(key, at)
   redis.call('PEXPIREAT', key, at, 'NX')
   redis.call('PEXPIREAT', key, at, 'GT')
+end
+
+-- Note a signed-in session (and its user) as active at `now` (unix ms) in the
+-- activity sets of its slot, dropping entries that left their windows (ms).
+local function note_active(index, activity, users, member, user, now, window, users_window)
+  local tag = string.match(index, '{([^}]*)}')
+  redis.call('ZADD', activity, fmt(now), tag .. member .. user)
+  redis.call('ZREMRANGEBYSCORE', activity, '-inf', '(' .. fmt(now - window))
+  expire_at_least(activity, fmt(now + window))
+  redis.call('ZADD', users, fmt(now), user)
+  redis.call('ZREMRANGEBYSCORE', users, '-inf', '(' .. fmt(now - users_window))
+  expire_at_least(users, fmt(now + users_window))
 end
 
 local function unindex(index, meta, member)
@@ -253,13 +274,14 @@ end
 
 --[[
 load
-  KEYS  record, index, meta
+  KEYS  record, index, meta, session activity, user activity (of the slot)
   ARGV  member, touch_interval (s, 0 = never), absolute_max_age (s, 0 = none),
-        request facts ('' = keep the stored ones)
+        request facts ('' = keep the stored ones), activity window (ms),
+        user activity window (ms)
   Reply the record, or nil when there is no live session.
   Side effects: deletes a record that was ended or outlived its absolute
   lifetime; at most once per touch_interval updates "last seen" (in the
-  record's header and the metadata) of a signed-in session.
+  record's header, the metadata and the activity sets) of a signed-in session.
 --]]
 local function load(keys, argv)
   local record, index, meta, member = keys[1], keys[2], keys[3], argv[1]
@@ -278,9 +300,11 @@ local function load(keys, argv)
     end
   end
   if user ~= '' and touch > 0 then
-    local now_s = math.floor((now or now_ms()) / 1000)
+    now = now or now_ms()
+    local now_s = math.floor(now / 1000)
     -- The copy in the header came with the record: most loads stop here.
     if seen + touch <= now_s then
+      note_active(index, keys[4], keys[5], member, user, now, tonumber(argv[5]), tonumber(argv[6]))
       if facts == '' then
         local old = redis.call('HGET', meta, member)
         facts = old and string.sub(old, 23) or ''
@@ -315,10 +339,12 @@ end
 
 --[[
 create
-  KEYS  record, index, meta, ended
+  KEYS  record, index, meta, ended[, session activity, user activity]
   ARGV  member, ttl_ms, user ('' anonymous), created (unix s), record (version
         1, with that user and creation time), request facts, absolute_max_age
-        (s, 0 = none), per-user limit (0 = none)
+        (s, 0 = none), per-user limit (0 = none)[, activity window (ms), user
+        activity window (ms)]: without the activity keys (the importer) the
+        session is not noted as active
   Reply 1 + the number of the user's sessions ended by the limit; 0 the key
         exists (nothing written); -2 the absolute lifetime is already over.
   Never overwrites a record.
@@ -340,6 +366,9 @@ local function create(keys, argv)
     return 1
   end
   local at = fmt(now + ttl)
+  if keys[5] then
+    note_active(index, keys[5], keys[6], member, user, now, tonumber(argv[9]), tonumber(argv[10]))
+  end
   return 1 + index_new(index, meta, ended, member, at, meta_value(now_s, created, facts), limit, now)
 end
 
@@ -390,9 +419,11 @@ end
 
 --[[
 cycle
-  KEYS  old record, new record, index, meta (one tag, so one slot)
+  KEYS  old record, new record, index, meta, session activity, user activity
+        (one tag, so one slot)
   ARGV  old member, new member, version, ttl_ms, user, record (sealed for the
-        new member, same creation time), absolute_max_age (s)
+        new member, same creation time), absolute_max_age (s), activity window
+        (ms), user activity window (ms)
   Reply 1 done; 0 the new key exists (nothing written); -1 the old session
         is gone (nothing created); -2 absolute lifetime over (both gone);
         the current old record on a version conflict (nothing written).
@@ -427,6 +458,7 @@ local function cycle(keys, argv)
     redis.call('HSET', meta, new_member, entry or meta_value(seen, created, ''))
     expire_at_least(index, at)
     expire_at_least(meta, at)
+    note_active(index, keys[5], keys[6], new_member, user, now, tonumber(argv[8]), tonumber(argv[9]))
   end
   return 1
 end
@@ -550,6 +582,22 @@ local function stats(keys, argv)
     end
   end
   return {live, math.min(active, live)}
+end
+
+--[[
+activity (no-writes)
+  KEYS  session activity, user activity (of one slot)
+  ARGV  since (unix ms), ... : up to three moments
+  Reply {sessions seen since each moment ..., users seen since each ...}
+--]]
+local function activity(keys, argv)
+  local out = {}
+  for _, key in ipairs({keys[1], keys[2]}) do
+    for n = 1, #argv do
+      out[#out + 1] = redis.call('ZCOUNT', key, argv[n], '+inf')
+    end
+  end
+  return out
 end
 
 --[[
@@ -716,6 +764,7 @@ register('list', list, {'no-writes'})
 register('end_one', end_one, {'allow-oom'})
 register('end_all', end_all, {'allow-oom'})
 register('stats', stats, {'no-writes'})
+register('activity', activity, {'no-writes'})
 register('purge', purge, {'allow-oom'})
 register('sweep', sweep)
 register('import', import)

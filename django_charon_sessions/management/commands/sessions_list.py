@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ... import api
+from ... import activity, api
 from ..base import (
     SessionsCommand,
     add_users,
@@ -26,6 +26,14 @@ LOCATION = "LOCATION"
 
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _span(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -100,6 +108,7 @@ class Command(SessionsCommand):
 
     def _summary(self, seconds: int) -> None:
         stats = api.session_stats(active_within=timedelta(seconds=seconds))
+        online = activity.online()
         if self.as_json:
             self.emit_json(
                 {
@@ -107,9 +116,22 @@ class Command(SessionsCommand):
                     "users": stats.users,
                     "active": stats.active,
                     "active_within_seconds": seconds,
+                    "online": [
+                        {
+                            "within_seconds": int(o.window.total_seconds()),
+                            "sessions": o.sessions,
+                            "users": o.users,
+                        }
+                        for o in online
+                    ],
                 }
             )
             return
         self.say(f"Live sessions: {stats.sessions}")
         self.say(f"Users with live sessions: {stats.users}")
         self.say(f"Active within {seconds}s: {stats.active}")
+        for o in online:
+            self.say(
+                f"Seen within {_span(o.window)}: {plural(o.users, 'user')}, "
+                f"{plural(o.sessions, 'session')}"
+            )
