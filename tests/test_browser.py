@@ -140,7 +140,7 @@ def test_admin_logs_a_user_out_everywhere(live_server, backend, chromium, people
     with admin_page.expect_navigation():
         admin_page.get_by_role("link", name="ada", exact=True).click()
     with admin_page.expect_navigation():
-        admin_page.get_by_role("link", name="Sessions").click()
+        admin_page.locator(".object-tools").get_by_role("link", name="Sessions").click()
     assert admin_page.url == base + admin_sessions_path(people["ada"])
     table = admin_page.locator("#charon-sessions")
     assert table.locator("tbody tr").count() == 2
