@@ -208,7 +208,7 @@ def test_user_signs_out_another_device(live_server, backend, chromium, people, s
     assert laptop.locator("#charon-sessions tbody button").count() == 3
     with laptop.expect_navigation():
         laptop.get_by_role("button", name="Sign out Mobile Safari").click()
-    assert "Signed out that device." in laptop.content()
+    assert "Signed out Mobile Safari " in laptop.content()
     assert not is_signed_in(dark, base)
     assert is_signed_in(phone, base)
     with laptop.expect_navigation():
@@ -240,7 +240,7 @@ def test_user_confirms_password_before_ending_a_device(
     laptop.get_by_label("Your password").fill(PASSWORD)
     with laptop.expect_navigation():
         laptop.get_by_role("button", name="Sign out Firefox").click()
-    assert "Signed out that device." in laptop.content()
+    assert "Signed out Firefox " in laptop.content()
     assert not is_signed_in(phone, base)
 
 
@@ -252,3 +252,67 @@ def test_the_accessibility_audit_can_fail(chromium):
     )
     found = {v["id"] for v in axe_violations(page)}
     assert {"image-alt", "label", "button-name"} <= found
+
+
+# -- narrow screens ------------------------------------------------------------------
+
+LAYOUT = """() => {
+    const vw = window.innerWidth;
+    const outside = [...document.querySelectorAll(
+        "button, a.button, .deletelink, input[type=submit]")]
+        .map(el => [el.innerText || el.value, el.getBoundingClientRect()])
+        .filter(([, r]) => r.width > 0 && (r.left < 0 || r.right > vw + 0.5 || r.top < 0))
+        .map(([name, r]) => `${name.trim()} at ${Math.round(r.left)}..${Math.round(r.right)}`);
+    const tall = [...document.querySelectorAll("#charon-sessions td time")].map(t => {
+        const cell = t.closest("td");
+        const cs = getComputedStyle(cell);
+        const inner = cell.getBoundingClientRect().height
+            - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom);
+        return inner / parseFloat(cs.lineHeight);
+    }).filter(lines => !(lines <= 2.05));
+    return {scroll: document.documentElement.scrollWidth, width: vw, outside, tall};
+}"""
+
+
+def assert_narrow_layout(page: Any) -> None:
+    """Nothing wider than the screen, every button on it, dates on at most two lines."""
+    found = page.evaluate(LAYOUT)
+    assert found["scroll"] <= found["width"], f"the page is {found['scroll']}px wide"
+    assert found["outside"] == [], f"buttons off the screen: {found['outside']}"
+    assert found["tall"] == [], f"date cells taller than two lines: {found['tall']}"
+    assert page.locator("#charon-sessions td time").count() >= 2
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [360, 390])
+def test_narrow_screens(live_server, backend, chromium, people, width, scheme, tmp_path):
+    base = live_server.url
+    for agent in (LAPTOP, TABLET):
+        sign_in(new_page(chromium, agent=agent), base, "ada")
+    phone = new_page(chromium, scheme, width=width, agent=PHONE)
+    sign_in(phone, base, "ada")
+    phone.goto(base + "/accounts/sessions/")
+    assert_narrow_layout(phone)
+    assert_accessible(phone)
+    phone.screenshot(path=str(tmp_path / "own.png"), full_page=True)
+
+    admin = new_page(chromium, scheme, width=width, agent=PHONE)
+    sign_in(admin, base, "boss", "/admin/login/")
+    admin.goto(base + admin_sessions_path(people["ada"]))
+    assert_narrow_layout(admin)
+    assert_accessible(admin)
+    admin.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
+
+
+def test_the_narrow_layout_check_can_fail(chromium):
+    page = new_page(chromium, width=360)
+    page.set_content(
+        '<html lang="en"><title>t</title><main><table id="charon-sessions"><tr>'
+        '<td style="width:40px;line-height:20px"><time>three days ago</time><br>'
+        "Dec. 2, 2026, 10:50 a.m.</td></tr></table>"
+        '<button style="margin-left:340px">Sign out</button></main></html>'
+    )
+    with pytest.raises(AssertionError):
+        assert_narrow_layout(page)
+    found = page.evaluate(LAYOUT)
+    assert found["scroll"] > 360 and found["outside"] and found["tall"]
