@@ -10,10 +10,12 @@ need() {
     command -v "$1" >/dev/null || MISSING_PACKAGES+=("$2")
 }
 
-# What the tests use: Redis, Chromium for the browser tests, and PostgreSQL
-# (its server binaries, not on PATH) for tests/test_postgres.py.
+# What the tests use: Redis, Chromium for the browser tests, GNU gettext for
+# tests/test_i18n.py (makemessages), and PostgreSQL (its server binaries, not
+# on PATH) for tests/test_postgres.py.
 need_test_packages() {
     need redis-server redis-server
+    need xgettext gettext
     need redis-cli redis-tools
     need chromium chromium
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || MISSING_PACKAGES+=(postgresql)
