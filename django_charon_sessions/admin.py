@@ -46,6 +46,19 @@ else:
     _Base = object  # a mixin: the real ModelAdmin comes after it in the bases
 
 
+def page_context(model_admin: Any, request: HttpRequest, title: str) -> dict[str, Any]:
+    """Return what each of this app's admin pages needs, as Django's own admin pages have it."""
+    opts = model_admin.opts
+    return {
+        **model_admin.admin_site.each_context(request),
+        # Django 6.1's admin marks breadcrumbs up as a list; earlier, a div.
+        "charon_list_breadcrumbs": django.VERSION >= (6, 1),
+        "opts": opts,
+        "app_label": opts.app_label,
+        "title": title,
+    }
+
+
 class SessionsAdminMixin(_Base):
     """Add a "Sessions" page, revoke and "log out everywhere" to a user admin."""
 
@@ -106,13 +119,8 @@ class SessionsAdminMixin(_Base):
 
     def _context(self, request: HttpRequest, obj: Model | None, title: str) -> dict[str, Any]:
         return {
-            **self.admin_site.each_context(request),
-            # Django 6.1's admin marks breadcrumbs up as a list; earlier, a div.
-            "charon_list_breadcrumbs": django.VERSION >= (6, 1),
-            "opts": self.opts,
-            "app_label": self.opts.app_label,
+            **page_context(self, request, title),
             "original": obj,
-            "title": title,
             # None: the changelist action's page is about several users.
             "subtitle": str(obj) if obj is not None else None,
             "has_view_permission": self.has_view_permission(request, obj),

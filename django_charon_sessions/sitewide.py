@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import django
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_permission_codename, get_user_model
@@ -27,6 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from . import activity
+from .admin import page_context
 from .api import end_session, end_sessions, list_sessions, public_id, user_id_of
 from .keyspace import is_valid_member
 from .models import SiteSession
@@ -113,11 +113,7 @@ class SiteSessionsAdmin(_Base):
 
     def _context(self, request: HttpRequest, title: str) -> dict[str, Any]:
         return {
-            **self.admin_site.each_context(request),
-            "charon_list_breadcrumbs": django.VERSION >= (6, 1),
-            "opts": self.opts,
-            "app_label": self.opts.app_label,
-            "title": title,
+            **page_context(self, request, title),
             "has_view_permission": True,
             "can_end_sessions": self.has_change_permission(request),
             "page_url": self._page_url(),
