@@ -137,9 +137,11 @@ class Figures:
     lost_to_fault: int = 0
     sessions: int = 0
     problems: list[str] = field(default_factory=list)
+    #: The first few documented errors' messages, for a failing assertion to show.
+    error_samples: list[str] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "problems"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("problems", "error_samples")}
         out["errors"] = dict(self.errors)
         out["cleanup_errors"] = dict(self.cleanup_errors)
         out["problems"] = self.problems[:TAG_LENGTH]
@@ -337,6 +339,8 @@ class Model:
             name = "unexpected " + name
             trace = "".join(traceback.format_exception(exc)[-6:])
             self.problem(f"{p.op}: {name}: {str(exc)[:200]}\n{trace}")
+        elif len(f.error_samples) < 5:
+            f.error_samples.append(f"{p.op} after {t1 - t0:.3f}s: {str(exc)[:300]}")
         f.errors[name] += 1
         f.errors_during_fault += during
         f.max_error_s = max(f.max_error_s, round(t1 - t0, 3))
