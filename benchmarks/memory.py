@@ -16,21 +16,27 @@ Cases, for this engine and for Django's cache engine on django-redis:
 - ``signed_in``: the same plus Django's three auth keys; every session is
   another user's, so each has an index and metadata of its own;
 - ``signed_in_facts`` (this engine only): the same, created with the request
-  facts the metadata middleware stores (an IP and a 120 character user agent).
+  facts the metadata middleware stores (an IP and a 120 character user agent);
+- ``signed_in_activity`` (this engine only): ``signed_in`` with
+  ``SITE_ACTIVITY`` on, so each sign-in also enters its slot's activity sets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 
 from benchmarks.engines import ENGINES
 from benchmarks.measure import BACKEND, DATA, engine_settings, store_class
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import redis
 
 #: A browser's user agent, 120 characters long.
@@ -43,6 +49,7 @@ CASES = (
     ("charon", "anonymous"),
     ("charon", "signed_in"),
     ("charon", "signed_in_facts"),
+    ("charon", "signed_in_activity"),
     ("cache_django_redis", "anonymous"),
     ("cache_django_redis", "signed_in"),
 )
@@ -81,6 +88,16 @@ def request_facts() -> str:
     return client_facts(request)
 
 
+@contextlib.contextmanager
+def case_settings(case: str) -> Iterator[None]:
+    """Turn ``SITE_ACTIVITY`` on for the case that measures it."""
+    if case != "signed_in_activity":
+        yield
+        return
+    with override_settings(CHARON_SESSIONS={**settings.CHARON_SESSIONS, "SITE_ACTIVITY": True}):
+        yield
+
+
 def create(engine_name: str, case: str, count: int, auth_hash: str) -> None:
     """Create ``count`` sessions of one case through the engine's ``save()``."""
     store = store_class(ENGINES[engine_name])
@@ -104,7 +121,7 @@ def run(admin: redis.Redis, user: Any, count: int = 100_000) -> dict[str, Any]:
     auth_hash = user.get_session_auth_hash()  # a real one: the same length as any
     out: dict[str, Any] = {"sessions": count, "facts": request_facts()}
     for engine_name, case in CASES:
-        with engine_settings(ENGINES[engine_name]):
+        with engine_settings(ENGINES[engine_name]), case_settings(case):
             create(engine_name, case, 1, auth_hash)  # connections, function library
             admin.flushall()
             before = settled(admin)

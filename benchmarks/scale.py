@@ -149,7 +149,9 @@ def _fill_charon(admin: redis.Redis, session: dict[str, Any], count: int) -> lis
         key = base64.b32encode(os.urandom(25)).decode("ascii").lower()[:KEY_LENGTH]
         names = Keys.for_session(key_prefix(), key)
         record = ctx.codec.record(names.member, uid, created, body, 1, created)
-        call = calls.create(names, ttl, uid, created, record, "", ctx.absolute, ctx.limit)
+        call = calls.create(
+            names, ttl, uid, created, record, "", ctx.absolute, ctx.limit, ctx.activity
+        )
         pipe.execute_command(*call.command())
         keys.append(key)
         if i % CHUNK == CHUNK - 1:

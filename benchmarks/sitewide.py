@@ -57,7 +57,7 @@ def fill(admin: Any, count: int) -> None:
         names = Keys.for_session(prefix, new_session_key(user_tag(uid)))
         record = ctx.codec.record(names.member, uid, created, body, 1, created)
         facts = json.dumps({"ip": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", "ua": ""})
-        call = calls.create(names, ttl, uid, created, record, facts, ctx.absolute, 0)
+        call = calls.create(names, ttl, uid, created, record, facts, ctx.absolute, 0, True)
         pipe.execute_command(*call.command())
         if i % CHUNK == CHUNK - 1:
             _created(pipe.execute())
@@ -94,7 +94,7 @@ def main() -> None:
         from django.conf import settings
 
         django.setup()
-        settings.CHARON_SESSIONS = {"URL": server.url, "SOCKET_TIMEOUT": 60}
+        settings.CHARON_SESSIONS = {"URL": server.url, "SOCKET_TIMEOUT": 60, "SITE_ACTIVITY": True}
         settings.DATABASES["default"]["NAME"] = ":memory:"
         from django.contrib.auth import get_user_model
         from django.core.management import call_command

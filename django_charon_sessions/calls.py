@@ -209,12 +209,22 @@ IMPORT = function_name("import")
 RETRACT = function_name("retract")
 
 
-def load(keys: Keys, touch: int, absolute: int, facts: str) -> Call[bytes | None]:
-    """Read a live session's record; update "last seen" at most every ``touch`` s."""
-    activity, users = activity_keys(keys.index)
+def _activity(index: str, on: bool) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Return the activity sets (KEYS) and windows (ARGV) a call appends, when ``on``."""
+    if not on:
+        return (), ()
+    return activity_keys(index), (ACTIVITY_WINDOW_MS, USERS_WINDOW_MS)
+
+
+def load(keys: Keys, touch: int, absolute: int, facts: str, activity: bool) -> Call[bytes | None]:
+    """Read a live session's record; update "last seen" at most every ``touch`` s.
+
+    With ``activity``, that update also notes the session in its slot's activity sets.
+    """
+    sets, windows = _activity(keys.index, activity)
     return Call(
-        LOAD, (keys.record, keys.index, keys.meta, activity, users),
-        (keys.member, touch, absolute, facts, ACTIVITY_WINDOW_MS, USERS_WINDOW_MS),
+        LOAD, (keys.record, keys.index, keys.meta, *sets),
+        (keys.member, touch, absolute, facts, *windows),
         _bytes_or_none,
     )  # fmt: skip
 
@@ -233,18 +243,19 @@ def create(
     facts: str,
     absolute: int,
     limit: int,
+    activity: bool,
 ) -> Call[int]:
     """Write a new record (never over an existing one), indexed if signed in.
 
-    A signed-in session is noted in its slot's activity sets.
+    With ``activity``, a signed-in session is noted in its slot's activity sets.
     """
-    activity, users = activity_keys(keys.index)
+    sets, windows = _activity(keys.index, activity)
     return Call(
         CREATE,
-        (keys.record, keys.index, keys.meta, keys.ended, activity, users),
+        (keys.record, keys.index, keys.meta, keys.ended, *sets),
         (
             *(keys.member, ttl_ms, user or "", created, record, facts, absolute, limit),
-            *(ACTIVITY_WINDOW_MS, USERS_WINDOW_MS),
+            *windows,
         ),
         int,
     )
@@ -270,15 +281,16 @@ def cycle(
     user: str | None,
     record: bytes,
     absolute: int,
+    activity: bool,
 ) -> Call[int | bytes]:
     """Move a live record of ``version`` to a new key in the same slot."""
-    activity, users = activity_keys(old.index)
+    sets, windows = _activity(old.index, activity)
     return Call(
         CYCLE,
-        (old.record, new.record, old.index, old.meta, activity, users),
+        (old.record, new.record, old.index, old.meta, *sets),
         (
             *(old.member, new.member, version, ttl_ms, user or "", record, absolute),
-            *(ACTIVITY_WINDOW_MS, USERS_WINDOW_MS),
+            *windows,
         ),
         _code_or_record,
     )

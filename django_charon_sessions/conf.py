@@ -343,6 +343,13 @@ class CharonSettings:
         "sessions pages (see [](admin.md)). `False` when you add `SessionsAdminMixin` "
         "yourself, or want no such pages.",
     )
+    SITE_ACTIVITY = _flag(
+        False,
+        "Keep site-wide activity sets, for the admin's site-wide Sessions page to list the "
+        "most recently seen sessions of all users, search them by IP or browser and count "
+        "who is online. Costs Redis about 120 bytes per signed-in session (see "
+        "[](admin.md#the-site-wide-sessions-page)).",
+    )
     REAUTHENTICATE_AFTER = _whole(
         3600,
         "Seconds after sign-in when the users' own sessions page asks for the password before "

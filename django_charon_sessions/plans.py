@@ -85,7 +85,7 @@ def load(stored: Stored, facts: str) -> Steps:
     if keys is None:
         stored.forget()
         return {}
-    value = yield calls.load(keys, ctx.touch, ctx.absolute, facts)
+    value = yield calls.load(keys, ctx.touch, ctx.absolute, facts, ctx.activity)
     opened = None if value is None else open_record(keys, value)
     if opened is None:
         stored.forget()
@@ -129,7 +129,7 @@ def save(
         # deleted its session: read the record's version, then replace
         # what it holds. A session that is gone stays gone, as with
         # Django's db engine (UpdateError), never re-created from memory.
-        value = yield calls.load(keys, ctx.touch, ctx.absolute, facts)
+        value = yield calls.load(keys, ctx.touch, ctx.absolute, facts, ctx.activity)
         opened = None if value is None else open_record(keys, value)
         if opened is None:
             stored.forget()
@@ -189,7 +189,9 @@ def _write_new(stored: Stored, data: dict[str, Any], age: Age, facts: str) -> St
     body = ctx.codec.dumps(data)
     record = ctx.codec.record(keys.member, uid, created, body, 1, created)
     facts = facts if uid is not None else ""
-    reply = yield calls.create(keys, _ms(age), uid, created, record, facts, ctx.absolute, ctx.limit)
+    reply = yield calls.create(
+        keys, _ms(age), uid, created, record, facts, ctx.absolute, ctx.limit, ctx.activity
+    )
     if reply == 0:
         raise CreateError
     stored.pending = stored.read = False
@@ -332,7 +334,7 @@ def _move_signed_in(
             new.member, loaded.user, loaded.created, body, version, loaded.last_seen
         )
         reply = yield calls.cycle(
-            old, new, loaded.version, _ms(age), loaded.user, record, ctx.absolute
+            old, new, loaded.version, _ms(age), loaded.user, record, ctx.absolute, ctx.activity
         )
         if isinstance(reply, bytes):
             rebase(old, reply)

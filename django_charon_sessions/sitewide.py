@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from . import activity
 from .admin import page_context
 from .api import end_session, end_sessions, list_sessions, public_id, user_id_of
+from .conf import charon_settings
 from .keyspace import is_valid_member
 from .models import SiteSession
 
@@ -173,8 +174,10 @@ class SiteSessionsAdmin(_Base):
         if not self.has_view_permission(request):
             raise PermissionDenied
         query = request.GET.get("q", "").strip()
+        tracked = charon_settings.SITE_ACTIVITY
         field = request.GET.get("by", "user")
-        field = field if field in SEARCH_FIELDS else "user"
+        # Without the activity sets only a user's own index can be searched.
+        field = field if field in SEARCH_FIELDS and tracked else "user"
         within = request.GET.get("within", "hour")
         within = within if within in WINDOWS else "hour"
         context = self._context(request, _("Sessions"))
@@ -185,18 +188,21 @@ class SiteSessionsAdmin(_Base):
             window = WINDOWS[within][0]
             found, cut = activity.search_sessions(_matcher(field, query), window)
             rows = self._rows(found)
-        else:
+        elif tracked:
             found, cursor = activity.recent_sessions(
                 self.page_size, before_ms=_int(request.GET.get("before"))
             )
             rows = self._rows(found)
             if cursor is not None:
                 next_url = f"?before={cursor}"
+        else:
+            rows = []
         current = request.session.session_key if hasattr(request, "session") else None
         context |= {
+            "tracked": tracked,
             "rows": rows,
             "current_id": public_id(current) if current else "",
-            "online": [(_span(o.window), o) for o in activity.online()],
+            "online": [(_span(o.window), o) for o in activity.online()] if tracked else [],
             "query": query,
             "field": field,
             "within": within,

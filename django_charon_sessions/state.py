@@ -53,6 +53,8 @@ class Context:
     touch: int
     absolute: int
     limit: int
+    #: ``SITE_ACTIVITY``: whether sign-ins and "last seen" note sessions site-wide.
+    activity: bool
 
 
 _context: Context | None = None
@@ -69,6 +71,7 @@ def context() -> Context:
             touch=charon_settings.LAST_SEEN_INTERVAL,
             absolute=charon_settings.ABSOLUTE_MAX_AGE,
             limit=charon_settings.MAX_SESSIONS_PER_USER,
+            activity=charon_settings.SITE_ACTIVITY,
         )
     return _context
 

@@ -77,6 +77,9 @@ if os.environ.get("CHARON_REDIS_URL"):
     }
 else:
     CHARON_SESSIONS = {"CONNECTION_FACTORY": "testproject.fake.connection"}
+# The demo shows the admin's site-wide Sessions page in full (off by default:
+# it costs Redis memory per signed-in session, see docs/admin.md).
+CHARON_SESSIONS["SITE_ACTIVITY"] = True
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

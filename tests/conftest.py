@@ -9,7 +9,6 @@ real backends are skipped, except under ``CI=true``, where that is an error.
 from __future__ import annotations
 
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +49,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", names, indirect=True)
 
 
-# P:{S}:s and P:{S}:u, S a slot tag (keyspace.slot_tag): the activity sets.
-_ACTIVITY_KEY = re.compile(rb":\{[@A-O]{4}\}:[su]\Z")
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     if not require_redis():
@@ -87,10 +82,6 @@ class Backend:
 
     def keys(self) -> list[bytes]:
         return sorted(self.admin.scan_iter(count=1000))
-
-    def session_keys(self) -> list[bytes]:
-        """Every key but the slots' activity sets (which outlive an ended session)."""
-        return [k for k in self.keys() if not _ACTIVITY_KEY.search(k)]
 
     def dump(self) -> list[bytes]:
         """Every key, field, member and value in Redis, as raw bytes."""

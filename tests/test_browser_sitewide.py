@@ -23,6 +23,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backends("red
 PAGE = "/admin/django_charon_sessions/sitesession/"
 
 
+@pytest.fixture(autouse=True)
+def _site_activity(backend):
+    with backend.settings(SITE_ACTIVITY=True):
+        yield
+
+
 def test_admin_finds_and_bulk_revokes_sessions_site_wide(
     live_server,
     backend,
@@ -52,7 +58,10 @@ def test_admin_finds_and_bulk_revokes_sessions_site_wide(
     table = admin_page.locator("#charon-sessions")
     assert table.locator("tbody tr").count() == 4  # three people's devices and the admin's
     assert_accessible(admin_page)
+    # The picture for the README: wide enough for every column without scrolling.
+    admin_page.set_viewport_size({"width": 1440, "height": 720})
     shots(admin_page, "admin-sitewide-light")
+    admin_page.set_viewport_size({"width": 1100, "height": 720})
 
     # Search by browser within the last hour: the two Firefox phones.
     admin_page.get_by_label("Search", exact=True).fill("firefox")
@@ -86,7 +95,7 @@ def test_admin_finds_and_bulk_revokes_sessions_site_wide(
     admin_page.goto(base + PAGE + "?q=ada&by=user")
     assert admin_page.locator("#charon-sessions tbody tr").count() == 1
     assert "iOS" in admin_page.locator("#charon-sessions").inner_text()
-    dark: Any = new_page(chromium, "dark")
+    dark: Any = new_page(chromium, "dark", width=1440)
     sign_in(dark, base, "boss", "/admin/login/")
     dark.goto(base + PAGE)
     assert_accessible(dark)

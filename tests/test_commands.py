@@ -235,7 +235,21 @@ def test_list_without_sessions(backend, ada):
     assert run("sessions_list", "ada") == f"ada (pk {ada.pk}) has no live sessions.\n"
 
 
+def test_list_summary_without_site_activity(backend, ada):
+    sessions_of(ada, 2)
+    assert run("sessions_list") == (
+        "Live sessions: 2\nUsers with live sessions: 1\nActive within 900s: 2\n"
+        "Who is online: not tracked (SITE_ACTIVITY is off)\n"
+    )
+    assert run_json("sessions_list")["online"] is None  # type: ignore[index]
+
+
 def test_list_summary(backend, ada, bob):
+    with backend.settings(SITE_ACTIVITY=True):
+        _list_summary(ada, bob)
+
+
+def _list_summary(ada, bob):
     sessions_of(ada, 2)
     sessions_of(bob, 1)
     assert run("sessions_list", "--active-within", "2h") == (

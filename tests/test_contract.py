@@ -257,7 +257,7 @@ def test_idle_expiry_is_enforced_by_the_server(backend):
     s.save()
     time.sleep(1.3)
     assert dict(SessionStore(s.session_key).items()) == {}
-    assert backend.session_keys() == []  # session, index and metadata are all gone
+    assert backend.keys() == []  # session, index and metadata are all gone
 
 
 def test_unchanged_save_only_moves_the_expiry(backend):

@@ -52,7 +52,7 @@ def test_update_after_delete_of_authenticated_session(backend):
     request_a["a"] = 2
     with pytest.raises(UpdateError):
         request_a.save()
-    assert backend.session_keys() == []
+    assert backend.keys() == []
 
 
 def test_touch_only_save_after_delete_raises(backend):
@@ -64,7 +64,7 @@ def test_touch_only_save_after_delete_raises(backend):
     SessionStore(key).delete()
     with pytest.raises(UpdateError):
         request_a.save()
-    assert backend.session_keys() == []
+    assert backend.keys() == []
 
 
 def test_concurrent_changes_to_different_keys_both_survive(backend):
@@ -133,7 +133,7 @@ def test_ending_all_of_a_users_sessions_beats_an_inflight_save(backend):
     with pytest.raises(UpdateError):
         in_flight.save()
     assert dict(SessionStore(key).items()) == {}
-    assert backend.session_keys() == []  # the dead session's data went with it
+    assert backend.keys() == []  # the dead session's data went with it
 
 
 def test_ended_session_is_not_brought_back_by_cycle_key(backend):
@@ -144,7 +144,7 @@ def test_ended_session_is_not_brought_back_by_cycle_key(backend):
     backend.admin.delete(keys.index, keys.meta)
     with pytest.raises(SessionInterrupted):
         in_flight.cycle_key()  # e.g. update_session_auth_hash() after a password change
-    assert backend.session_keys() == []
+    assert backend.keys() == []
 
 
 def test_create_never_overwrites_an_existing_key(backend):

@@ -28,6 +28,12 @@ PAGE = reverse("admin:django_charon_sessions_sitesession_changelist")
 END = PAGE + "end/"
 
 
+@pytest.fixture(autouse=True)
+def _site_activity(backend):
+    with backend.settings(SITE_ACTIVITY=True):
+        yield
+
+
 @pytest.fixture
 def ada(django_user_model):
     return django_user_model.objects.create_user("ada", "ada@example.com", PASSWORD)
@@ -127,6 +133,36 @@ def test_recent_sessions_are_live_newest_first_and_paged(backend, ada, bob):
     rest, cursor = activity.recent_sessions(5, before_ms=cursor)
     assert [s.session.id for s in rest] == [member_of(key_of(clients[0]))]
     assert cursor is None or activity.recent_sessions(5, before_ms=cursor)[0] == []
+
+
+# -- SITE_ACTIVITY off (the default) ----------------------------------------------------
+
+
+def _activity_sets(backend) -> list[bytes]:
+    return list(backend.admin.scan_iter(match=activity_pattern(key_prefix()), count=1000))
+
+
+def test_without_site_activity_nothing_is_noted_and_the_page_searches_users(backend, ada, boss):
+    with backend.settings(SITE_ACTIVITY=False):
+        ada_client = device(ada, CHROME_MAC, "198.51.100.7")
+        admin_client = device(boss)
+        # The "last seen" update and a new key (cycle_key) write no activity either.
+        record = Keys.for_session(key_prefix(), key_of(ada_client)).record
+        backend.admin.setrange(record, 0, "0000000000")
+        assert SessionStore(key_of(ada_client)).load()
+        moved = SessionStore(key_of(ada_client))
+        moved.cycle_key()
+        assert _activity_sets(backend) == []
+        page = admin_client.get(PAGE).text
+        assert 'id="charon-activity-off"' in page and "SITE_ACTIVITY" in page
+        assert "Who is online" not in page and 'name="pick"' not in page
+        assert 'value="ip"' not in page and "No live sessions found." not in page
+        found = admin_client.get(PAGE, {"q": "ada"}).text
+        assert "198.51.100.7" in found and "Chrome 120 on Mac OS X" in found
+        # An IP search (from an old link) is a username search here: nothing matches.
+        by_ip = admin_client.get(PAGE, {"q": "198.51.100.7", "by": "ip"}).text
+        assert "No live sessions found." in by_ip
+    assert _activity_sets(backend) == []
 
 
 # -- the page ---------------------------------------------------------------------------

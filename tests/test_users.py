@@ -14,7 +14,7 @@ from django.test import Client
 
 from django_charon_sessions import api
 from django_charon_sessions.engine import SessionStore
-from django_charon_sessions.keyspace import Keys, activity_keys, member_of
+from django_charon_sessions.keyspace import Keys, key_prefix, member_of
 from django_charon_sessions.signals import sessions_ended
 from tests.commands import count
 from tests.devices import CHROME_MAC, FIREFOX, PASSWORD, device, key_of, signed_in
@@ -141,12 +141,10 @@ def test_end_all_of_10000_sessions_is_one_call(backend, user):
 def test_ended_sessions_are_purged_by_clear_expired(backend, user):
     keys = seed(user, 5)
     api.end_sessions(user)
-    remaining = [k for k in keys if backend.admin.exists(Keys.for_session("charon", k).record)]
+    remaining = [k for k in keys if backend.admin.exists(Keys.for_session(key_prefix(), k).record)]
     assert remaining == keys  # dead at once, their hashes wait for cleanup
     SessionStore.clear_expired()
-    # Only the slot's activity sets stay: they expire with their windows.
-    index = Keys.for_session("charon", keys[0]).index
-    assert {k.decode() for k in backend.keys()} == set(activity_keys(index))  # noqa: SIM118
+    assert backend.keys() == []  # nothing at all stays (SITE_ACTIVITY is off)
 
 
 def test_end_all_beats_a_request_in_flight(backend, user):
@@ -159,7 +157,7 @@ def test_end_all_beats_a_request_in_flight(backend, user):
     with pytest.raises(UpdateError):
         in_flight.save()
     assert not SessionStore().exists(key)
-    assert backend.admin.exists(Keys.for_session("charon", key).record) == 0
+    assert backend.admin.exists(Keys.for_session(key_prefix(), key).record) == 0
     assert not signed_in(laptop)
 
 
@@ -263,7 +261,7 @@ def test_session_limit_ends_the_oldest(backend, user, ended):
 
 
 def facts_of(backend, client: Client) -> dict[str, str]:
-    keys = Keys.for_session("charon", key_of(client))
+    keys = Keys.for_session(key_prefix(), key_of(client))
     value = backend.admin.hget(keys.meta, keys.member).decode()
     return json.loads(value[22:]) if value[22:] else {}
 
@@ -344,7 +342,7 @@ def test_session_limit_ignores_expired_entries(backend, user, ended):
 
 def test_lost_metadata_comes_back_on_the_next_load(backend, user):
     laptop = device(user, FIREFOX, "198.51.100.23")
-    keys = Keys.for_session("charon", key_of(laptop))
+    keys = Keys.for_session(key_prefix(), key_of(laptop))
     backend.admin.delete(keys.meta)  # as an eviction would
     backend.admin.setrange(keys.record, 0, "0000000000")  # "last seen" is due
     assert signed_in(laptop)

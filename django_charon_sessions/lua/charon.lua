@@ -41,6 +41,8 @@ Key schema (P is the KEY_PREFIX setting, T a 15 character tag, M a member):
                       key expires a window after its last write.
   P:{S}:u     ZSET    site-wide user activity of one hash slot: member U,
                       score = last seen (unix ms); same rules, its own window.
+                      Both are kept only with the SITE_ACTIVITY setting on:
+                      then callers pass them to load, create and cycle.
 
 The keys of one tag share a hash slot, so every call below touches exactly
 one slot and runs unchanged on Redis Cluster. Every key a function touches is
@@ -115,7 +117,11 @@ end
 
 -- Note a signed-in session (and its user) as active at `now` (unix ms) in the
 -- activity sets of its slot, dropping entries that left their windows (ms).
+-- Without the sets (SITE_ACTIVITY off: the caller passed no such KEYS) nothing.
 local function note_active(index, activity, users, member, user, now, window, users_window)
+  if not activity then
+    return
+  end
   local tag = string.match(index, '{([^}]*)}')
   redis.call('ZADD', activity, fmt(now), tag .. member .. user)
   redis.call('ZREMRANGEBYSCORE', activity, '-inf', '(' .. fmt(now - window))
@@ -274,14 +280,15 @@ end
 
 --[[
 load
-  KEYS  record, index, meta, session activity, user activity (of the slot)
+  KEYS  record, index, meta[, session activity, user activity (of the slot)]
   ARGV  member, touch_interval (s, 0 = never), absolute_max_age (s, 0 = none),
-        request facts ('' = keep the stored ones), activity window (ms),
-        user activity window (ms)
+        request facts ('' = keep the stored ones)[, activity window (ms),
+        user activity window (ms)]: the activity sets are passed only with
+        SITE_ACTIVITY on
   Reply the record, or nil when there is no live session.
   Side effects: deletes a record that was ended or outlived its absolute
   lifetime; at most once per touch_interval updates "last seen" (in the
-  record's header, the metadata and the activity sets) of a signed-in session.
+  record's header, the metadata and any activity sets) of a signed-in session.
 --]]
 local function load(keys, argv)
   local record, index, meta, member = keys[1], keys[2], keys[3], argv[1]
@@ -343,8 +350,8 @@ create
   ARGV  member, ttl_ms, user ('' anonymous), created (unix s), record (version
         1, with that user and creation time), request facts, absolute_max_age
         (s, 0 = none), per-user limit (0 = none)[, activity window (ms), user
-        activity window (ms)]: without the activity keys (the importer) the
-        session is not noted as active
+        activity window (ms)]: without the activity keys (SITE_ACTIVITY off,
+        the importer) the session is not noted as active
   Reply 1 + the number of the user's sessions ended by the limit; 0 the key
         exists (nothing written); -2 the absolute lifetime is already over.
   Never overwrites a record.
@@ -366,9 +373,7 @@ local function create(keys, argv)
     return 1
   end
   local at = fmt(now + ttl)
-  if keys[5] then
-    note_active(index, keys[5], keys[6], member, user, now, tonumber(argv[9]), tonumber(argv[10]))
-  end
+  note_active(index, keys[5], keys[6], member, user, now, tonumber(argv[9]), tonumber(argv[10]))
   return 1 + index_new(index, meta, ended, member, at, meta_value(now_s, created, facts), limit, now)
 end
 
@@ -419,11 +424,11 @@ end
 
 --[[
 cycle
-  KEYS  old record, new record, index, meta, session activity, user activity
-        (one tag, so one slot)
+  KEYS  old record, new record, index, meta[, session activity, user
+        activity] (one tag, so one slot)
   ARGV  old member, new member, version, ttl_ms, user, record (sealed for the
-        new member, same creation time), absolute_max_age (s), activity window
-        (ms), user activity window (ms)
+        new member, same creation time), absolute_max_age (s)[, activity
+        window (ms), user activity window (ms)] (as for create)
   Reply 1 done; 0 the new key exists (nothing written); -1 the old session
         is gone (nothing created); -2 absolute lifetime over (both gone);
         the current old record on a version conflict (nothing written).

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ... import activity, api
+from ...conf import charon_settings
 from ..base import (
     SessionsCommand,
     add_users,
@@ -108,7 +109,8 @@ class Command(SessionsCommand):
 
     def _summary(self, seconds: int) -> None:
         stats = api.session_stats(active_within=timedelta(seconds=seconds))
-        online = activity.online()
+        tracked = charon_settings.SITE_ACTIVITY
+        online = activity.online() if tracked else []
         if self.as_json:
             self.emit_json(
                 {
@@ -116,6 +118,7 @@ class Command(SessionsCommand):
                     "users": stats.users,
                     "active": stats.active,
                     "active_within_seconds": seconds,
+                    # None: not tracked (SITE_ACTIVITY is off).
                     "online": [
                         {
                             "within_seconds": int(o.window.total_seconds()),
@@ -123,13 +126,17 @@ class Command(SessionsCommand):
                             "users": o.users,
                         }
                         for o in online
-                    ],
+                    ]
+                    if tracked
+                    else None,
                 }
             )
             return
         self.say(f"Live sessions: {stats.sessions}")
         self.say(f"Users with live sessions: {stats.users}")
         self.say(f"Active within {seconds}s: {stats.active}")
+        if not tracked:
+            self.say("Who is online: not tracked (SITE_ACTIVITY is off)")
         for o in online:
             self.say(
                 f"Seen within {_span(o.window)}: {plural(o.users, 'user')}, "
