@@ -15,6 +15,9 @@ runs each (medians, in ms):
     python -m benchmarks.sitewide                    # 1,000,000 sessions
     python -m benchmarks.sitewide --sessions 100000  # a quicker run
 
+The results go to benchmarks/sitewide.json, from which
+``python -m benchmarks.report`` writes the section of docs/benchmarks.md.
+
 Run from the repository root.
 """
 
@@ -82,7 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "sitewide.json"),
+        help="where to write the results, for docs/benchmarks.md (python -m benchmarks.report)",
+    )
     args = parser.parse_args()
 
     import django
@@ -145,6 +153,7 @@ def main() -> None:
             "reps": args.reps,
             "redis": admin.info("server")["redis_version"],
         }
+        Path(args.results).write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2) if args.json else _text(result))
     finally:
         server.close()

@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from .api import UserSession, end_session, end_sessions, list_sessions, public_id
 from .keyspace import is_valid_member
-from .wording import describe_session
+from .wording import ended_everywhere, revoked_message
 
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
@@ -184,10 +184,10 @@ class SessionsAdminMixin(_Base):
             # Read first: once ended, nothing is left to say which device it was.
             target = _find(list_sessions(obj), session_id)
             count = int(end_session(obj, session_id))
-            what = _revoked(target)
+            what = revoked_message(target)
         else:
             count = end_sessions(obj, keep_session_key=self._keep_for(request, obj))
-            what = _ended(count)
+            what = ended_everywhere(count)
         if count or not session_id:
             self.log_change(request, obj, what)
         if session_id and not count:
@@ -227,7 +227,7 @@ class SessionsAdminMixin(_Base):
         sessions = 0
         for user in allowed:
             count = end_sessions(user, keep_session_key=self._keep_for(request, user))
-            self.log_change(request, user, _ended(count))
+            self.log_change(request, user, ended_everywhere(count))
             sessions += count
         self.message_user(request, _summary(sessions, len(allowed), skipped), messages.SUCCESS)
         return None
@@ -270,20 +270,6 @@ class SessionsAdminMixin(_Base):
 
 def _find(sessions: list[UserSession], session_id: str) -> UserSession | None:
     return next((s for s in sessions if s.id == session_id), None)
-
-
-def _revoked(session: UserSession | None) -> str:
-    if session is None:
-        return _("Revoked 1 session.")
-    return _("Revoked the session of %(device)s.") % {"device": describe_session(session)}
-
-
-def _ended(count: int) -> str:
-    return ngettext(
-        "Logged out everywhere: ended %(count)d session.",
-        "Logged out everywhere: ended %(count)d sessions.",
-        count,
-    ) % {"count": count}
 
 
 def _summary(sessions: int, users: int, skipped: int) -> str:

@@ -31,8 +31,11 @@ from .api import end_session, end_sessions, list_sessions, public_id, user_id_of
 from .conf import charon_settings
 from .keyspace import is_valid_member
 from .models import SiteSession
+from .wording import ended_everywhere, revoked_message
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from django.db.models import Model
     from django.http import HttpRequest, HttpResponse
     from django.urls import URLPattern
@@ -261,16 +264,18 @@ class SiteSessionsAdmin(_Base):
         if target is not None:
             keep = request.session.session_key if target.pk == request.user.pk else None
             count = end_sessions(target, keep_session_key=keep)
-            self.log_change(request, target, _ended(count))  # type: ignore[arg-type]
-            self.message_user(request, _ended(count), messages.SUCCESS)
+            self.log_change(request, target, ended_everywhere(count))  # type: ignore[arg-type]
+            self.message_user(request, ended_everywhere(count), messages.SUCCESS)
             return HttpResponseRedirect(self._page_url())
         revoked = 0
+        devices = _devices(users.get(uid) for _m, uid in picks)
         for member, uid in picks:
             user = users.get(uid)
             if end_session(user if user is not None else uid, member):
                 revoked += 1
                 if user is not None:
-                    self.log_change(request, user, _("Revoked 1 session."))  # type: ignore[arg-type]
+                    what = revoked_message(devices.get(member))
+                    self.log_change(request, user, what)  # type: ignore[arg-type]
         text = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", revoked) % {
             "count": revoked
         }
@@ -278,6 +283,17 @@ class SiteSessionsAdmin(_Base):
             text += " " + _("The others had already ended.")
         self.message_user(request, text, messages.SUCCESS if revoked else messages.WARNING)
         return HttpResponseRedirect(self._page_url())
+
+
+def _devices(users: Iterable[Model | None]) -> dict[str, UserSession]:
+    """Return the live sessions of ``users`` by public id (one call per user), to name them."""
+    out: dict[str, UserSession] = {}
+    seen: set[Any] = set()
+    for user in users:
+        if user is not None and user.pk not in seen:
+            seen.add(user.pk)
+            out |= {s.id: s for s in list_sessions(user)}
+    return out
 
 
 def _span(window: timedelta) -> str:
@@ -289,14 +305,6 @@ def _span(window: timedelta) -> str:
         hours = minutes // 60
         return ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
     return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
-
-
-def _ended(count: int) -> str:
-    return ngettext(
-        "Logged out everywhere: ended %(count)d session.",
-        "Logged out everywhere: ended %(count)d sessions.",
-        count,
-    ) % {"count": count}
 
 
 def _matcher(field: str, query: str) -> Any:

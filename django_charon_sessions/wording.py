@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -46,3 +47,19 @@ def describe_session(session: UserSession) -> str:
         "created": exact_time(session.created),
         "id": session.id[:SHORT_ID],
     }
+
+
+def ended_everywhere(count: int) -> str:
+    """Return the message (and history entry) for a "log out everywhere" that ended ``count``."""
+    return ngettext(
+        "Logged out everywhere: ended %(count)d session.",
+        "Logged out everywhere: ended %(count)d sessions.",
+        count,
+    ) % {"count": count}
+
+
+def revoked_message(session: UserSession | None) -> str:
+    """Return the message (and history entry) for revoking ``session``: its device, if known."""
+    if session is None:
+        return _("Revoked 1 session.")
+    return _("Revoked the session of %(device)s.") % {"device": describe_session(session)}

@@ -10,6 +10,7 @@ from tests.test_browser import (
     PHONE,
     TABLET,
     assert_accessible,
+    assert_narrow_layout,
     chromium,  # noqa: F401 - the fixture
     is_signed_in,
     new_page,
@@ -100,3 +101,23 @@ def test_admin_finds_and_bulk_revokes_sessions_site_wide(
     dark.goto(base + PAGE)
     assert_accessible(dark)
     shots(dark, "admin-sitewide-dark")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [360, 390])
+def test_the_page_on_narrow_screens(
+    live_server,
+    backend,
+    chromium,  # noqa: F811
+    people,  # noqa: F811
+    width,
+    scheme,
+):
+    base = live_server.url
+    sign_in(new_page(chromium, agent=TABLET), base, "ada")
+    admin = new_page(chromium, scheme, width=width, agent=PHONE)
+    sign_in(admin, base, "boss", "/admin/login/")
+    admin.goto(base + PAGE)
+    assert admin.locator("#charon-sessions tbody tr").count() == 2  # ada's tablet, this phone
+    assert_narrow_layout(admin)
+    assert_accessible(admin)
