@@ -352,9 +352,16 @@ def activity_keys(index: str) -> tuple[str, str]:
     return base + "s", base + "u"
 
 
-def all_activity_keys(prefix: str) -> list[tuple[str, str]]:
-    """Return the session and user activity sets of every slot."""
-    return [(f"{prefix}:{{{s}}}:s", f"{prefix}:{{{s}}}:u") for s in map(slot_tag, range(SLOTS))]
+@lru_cache(maxsize=1)
+def all_activity_keys(prefix: str) -> tuple[tuple[str, str], ...]:
+    """Return the session and user activity sets of every slot.
+
+    Cached (one prefix: a site's): a site-wide page view reads them twice, for the
+    listing and the counters, and building them takes milliseconds.
+    """
+    return tuple(
+        (f"{prefix}:{{{s}}}:s", f"{prefix}:{{{s}}}:u") for s in map(slot_tag, range(SLOTS))
+    )
 
 
 def activity_entry(tag: str, member: str, user_id: str) -> str:
