@@ -26,12 +26,18 @@ from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import redis.exceptions as rexc
-
 from . import calls
-from .client import Command, aexchange, describe_target, exchange, is_cluster
+from .client import Command, aexchange, exchange, is_cluster
 from .conf import charon_settings
-from .errors import LibraryMissing, is_missing, missing_error, translate, translated
+from .errors import (
+    REDIS_ERRORS,
+    LibraryMissing,
+    describe_target,
+    is_missing,
+    missing_error,
+    translate,
+    translated,
+)
 from .library import LIBRARY
 
 if TYPE_CHECKING:
@@ -56,7 +62,7 @@ def _key_of(command: Command) -> str:
     return str(command[3] if command[0] in _FUNCTION_VERBS else command[1])
 
 
-def _reraise_missing(exc: rexc.RedisError) -> None:
+def _reraise_missing(exc: Exception) -> None:
     if not is_missing(exc):
         return
     if not charon_settings.LOAD_FUNCTIONS:
@@ -109,7 +115,7 @@ def send(client: SyncClient, commands: Sequence[Command]) -> list[Any]:
         return []
     try:
         return _send(client, commands)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         _reraise_missing(exc)
         raise translate(exc) from exc
 
@@ -127,7 +133,7 @@ async def asend(client: AsyncClient, commands: Sequence[Command]) -> list[Any]:
         if is_cluster(target) or getattr(target, "connection_pool", None) is None:
             return list(await _pipelined(target, commands))
         return await aexchange(target, commands)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         _reraise_missing(exc)
         raise translate(exc) from exc
 

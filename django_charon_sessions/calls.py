@@ -26,7 +26,7 @@ import redis.exceptions as rexc
 
 from .client import aexchange, exchange, is_cluster, transport_gone
 from .conf import charon_settings
-from .errors import is_missing, missing_error, translate
+from .errors import REDIS_ERRORS, is_missing, missing_error, translate
 from .keyspace import ACTIVITY_WINDOW_MS, USERS_WINDOW_MS, activity_keys
 from .library import SOURCE, function_name
 
@@ -119,7 +119,7 @@ def run(client: SyncClient, call: Call[T]) -> T:
             _missing(exc)
             load_library(client)
             reply = _send(client, call)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
     return call.parse(reply)
 
@@ -133,7 +133,7 @@ async def arun(client: AsyncClient, call: Call[T]) -> T:
             _missing(exc)
             await aload_library(client)
             reply = await _asend(client, call)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
     return call.parse(reply)
 
@@ -142,7 +142,7 @@ def load_library(client: SyncClient) -> None:
     """Load the library on every primary (replacing an identical copy)."""
     try:
         client.function_load(SOURCE, replace=True)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
 
 
@@ -150,7 +150,7 @@ async def aload_library(client: AsyncClient) -> None:
     """Async twin of :func:`load_library`."""
     try:
         await client.function_load(SOURCE, replace=True)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
 
 

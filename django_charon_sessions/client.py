@@ -19,7 +19,6 @@ import contextlib
 import importlib
 import weakref
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -34,6 +33,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .conf import charon_settings
+from .errors import REDIS_ERRORS, translate
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -49,29 +49,6 @@ _owned = False
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def describe_url(url: str) -> str:
-    """Return ``url`` with any password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def describe_target() -> str:
-    """Return a human description of where sessions are stored."""
-    s = charon_settings
-    if s.CONNECTION_FACTORY:
-        return f"the client made by {s.CONNECTION_FACTORY}"
-    if s.CACHE_ALIAS:
-        return f"the connection of cache {s.CACHE_ALIAS!r}"
-    kind = "Redis Cluster" if s.CLUSTER else "Redis"
-    return f"{kind} at {describe_url(s.URL)}"
 
 
 def _options() -> dict[str, Any]:
@@ -126,6 +103,15 @@ def _check_bytes(client: Any) -> None:
         )
 
 
+def _cluster_client(url: str) -> redis.cluster.RedisCluster:
+    # Unlike the other clients, redis-py's sync Cluster client connects as it
+    # is made, and says it cannot with RedisClusterException, no RedisError.
+    try:
+        return redis.cluster.RedisCluster.from_url(url, **_options())
+    except REDIS_ERRORS as exc:
+        raise translate(exc) from exc
+
+
 def get_client() -> SyncClient:
     """Return the process's sync client for the session store."""
     global _sync_client, _owned
@@ -138,7 +124,7 @@ def get_client() -> SyncClient:
         elif s.CACHE_ALIAS:
             client = _cache_client(s.CACHE_ALIAS)
         elif s.CLUSTER:
-            client = redis.cluster.RedisCluster.from_url(s.URL, **_options())
+            client = _cluster_client(s.URL)
         else:
             client = redis.Redis.from_url(s.URL, retry=_no_retry(), **_options())
         _check_bytes(client)

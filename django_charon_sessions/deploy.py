@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from django.contrib.auth import SESSION_KEY
 from django.core.checks import CheckMessage, Error
 from django.core.checks import register as register_check
-from redis.exceptions import NoPermissionError, RedisError
+from redis.exceptions import NoPermissionError
 
 from . import calls
 from . import library as fn
 from .api import list_sessions
 from .checks import check_settings
-from .client import describe_target, get_client
+from .client import get_client
 from .conf import charon_settings
 from .engine import SessionStore
+from .errors import REDIS_ERRORS, describe_target
 from .exceptions import RedisUnavailable, SessionStoreError
 from .keyspace import acl_key_pattern, key_prefix
 
@@ -59,6 +60,10 @@ def _error(check: DeployCheckId, msg: str, hint: str) -> Error:
     return Error(msg, hint=hint, id=check)
 
 
+#: A Redis that cannot be reached or used, in the app's words or redis-py's.
+_FAILED: tuple[type[Exception], ...] = (SessionStoreError, *REDIS_ERRORS)
+
+
 def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Deploy check: Redis is reachable, recent enough, and has the library."""
     if check_settings():
@@ -69,7 +74,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
             errors = _check_versions(client.info("server"))
         except NoPermissionError:
             errors = []  # INFO is not granted: Redis answered, the version is unknown
-    except (SessionStoreError, RedisError) as exc:
+    except _FAILED as exc:
         return [_unreachable(exc, "Start Redis or correct CHARON_SESSIONS.")]
     if errors:
         return errors
@@ -89,7 +94,7 @@ def check_redis(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list
                     )
                 ]
             calls.load_library(client)
-    except (SessionStoreError, RedisError) as exc:
+    except _FAILED as exc:
         return [
             _error(
                 "django_charon_sessions.E103",

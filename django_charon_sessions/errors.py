@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.exceptions as rexc
 
-from .client import describe_target
 from .conf import charon_settings
 from .exceptions import RedisUnavailable, SessionStoreError
 from .keyspace import acl_key_pattern, key_prefix
@@ -21,6 +21,10 @@ from .library import FUNCTION_COMMANDS, LIBRARY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+#: What redis-py raises: its Cluster client's RedisClusterException ("cannot
+#: be connected") is no RedisError, so ``except RedisError`` alone lets it through.
+REDIS_ERRORS: tuple[type[Exception], ...] = (rexc.RedisError, rexc.RedisClusterException)
 
 _UNAVAILABLE = (
     rexc.ConnectionError,
@@ -38,6 +42,29 @@ _SCRIPT_ACL_WORDINGS = (
     "user executing the script can't run",
     "acl failure in script",
 )
+
+
+def describe_url(url: str) -> str:
+    """Return ``url`` with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def describe_target() -> str:
+    """Return a human description of where sessions are stored."""
+    s = charon_settings
+    if s.CONNECTION_FACTORY:
+        return f"the client made by {s.CONNECTION_FACTORY}"
+    if s.CACHE_ALIAS:
+        return f"the connection of cache {s.CACHE_ALIAS!r}"
+    kind = "Redis Cluster" if s.CLUSTER else "Redis"
+    return f"{kind} at {describe_url(s.URL)}"
 
 
 def is_missing(exc: BaseException) -> bool:
@@ -86,7 +113,7 @@ def translated() -> Iterator[None]:
     """Raise the documented exception (:func:`translate`) for a Redis error in the block."""
     try:
         yield
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from django_charon_sessions.client import describe_url, get_client
+from django_charon_sessions.client import get_client
 from django_charon_sessions.engine import SessionStore
+from django_charon_sessions.errors import describe_url
 from django_charon_sessions.keyspace import Keys
 
 pytestmark = pytest.mark.backends("redis")

@@ -16,7 +16,7 @@ import redis.connection
 from django.conf import settings
 from django.test import Client, override_settings
 
-from django_charon_sessions import library
+from django_charon_sessions import api, library
 from django_charon_sessions.engine import SessionStore
 from django_charon_sessions.exceptions import RedisUnavailable
 from django_charon_sessions.keyspace import new_session_key, random_tag
@@ -142,6 +142,40 @@ def closed_port() -> Iterator[str]:
     }
     with override_settings(CHARON_SESSIONS=config):
         yield new_session_key(random_tag())
+
+
+@pytest.fixture
+def unreachable_cluster() -> Iterator[str]:
+    """``CLUSTER`` with a node nothing listens on: redis-py's Cluster client cannot start."""
+    config = {
+        "URL": f"redis://127.0.0.1:{free_port()}/0",
+        "CLUSTER": True,
+        "SOCKET_TIMEOUT": TIMEOUT,
+        "SOCKET_CONNECT_TIMEOUT": TIMEOUT,
+    }
+    with override_settings(CHARON_SESSIONS=config):
+        yield new_session_key(random_tag())
+
+
+def test_an_unreachable_cluster_gives_the_documented_error(unreachable_cluster, django_user_model):
+    # redis-py says so with RedisClusterException, which is no RedisError: the
+    # sync client when it is made, the async one on its first command.
+    user = django_user_model(pk=1, username="ada")
+    for attempt in (
+        SessionStore(unreachable_cluster).load,
+        SessionStore().save,
+        lambda: api.list_sessions(user),
+        lambda: api.end_sessions(user),
+    ):
+        with pytest.raises(RedisUnavailable, match="Redis Cluster at redis://127"):
+            attempt()
+
+
+async def test_an_unreachable_cluster_gives_the_documented_error_async(unreachable_cluster):
+    with pytest.raises(RedisUnavailable, match="Redis Cluster at redis://127"):
+        await SessionStore(unreachable_cluster).aload()
+    with pytest.raises(RedisUnavailable):
+        await SessionStore().asave()
 
 
 def test_a_failed_load_is_not_retried_by_the_same_store(closed_port, attempts):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from redis.exceptions import RedisError
 
 from ... import calls
 from ... import library as fn
-from ...client import describe_target, get_client
-from ...errors import translate
+from ...client import get_client
+from ...errors import REDIS_ERRORS, describe_target, translate
 from ..base import SessionsCommand
 
 
@@ -40,7 +39,7 @@ class Command(SessionsCommand):
                 node: sorted(n for n in names if n.startswith("charon_"))
                 for node, names in fn.libraries_per_node(client).items()
             }
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise CommandError(str(translate(exc))) from exc
         missing = sorted(node for node, names in per_node.items() if fn.LIBRARY not in names)
         if self.as_json:
